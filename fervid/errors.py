@@ -1,0 +1,25 @@
+"""Exceptions whose message is meant for the user; the CLI turns them into exit codes."""
+
+
+class FervidError(Exception):
+    """Base class: ``str(err)`` is a complete, user-facing sentence."""
+
+
+class DataError(FervidError):
+    """A dataset file is missing or malformed."""
+
+
+class ModelError(FervidError):
+    """A model file is missing or breaks the model contract."""
+
+
+class VideoError(FervidError):
+    """A video cannot be probed, decoded or written."""
+
+
+class ToolMissingError(FervidError):
+    """ffmpeg (or another external program) is not available."""
+
+
+class OutputError(FervidError):
+    """An output cannot be written where the user asked."""

@@ -1,0 +1,202 @@
+"""Training on FER-2013: Training split to fit, PublicTest to choose, PrivateTest measured once at the end.
+
+A run checkpoints every epoch next to ``--out`` (``NAME.ckpt/last.pt`` and ``best.pt``) and resumes
+from ``last.pt`` bit-for-bit: shuffling and augmentation are seeded by (seed, epoch).
+Resuming a run whose epochs are all done only finalises it (PrivateTest once, ONNX export).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from fervid import datasets
+from fervid.train import export, nets
+
+
+@dataclass
+class TrainConfig:
+    arch: str
+    data: str
+    out: str
+    ferplus: str | None = None
+    epochs: int = 60
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.0
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 0
+    command: str = ""
+    resume: str | None = None
+    quiet: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return Path(self.out).with_suffix(".ckpt")
+
+
+def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random flip, rotation (±10°), scale (0.9-1.1) and shift (±10%) of a batch, on the batch's device."""
+    n = x.shape[0]
+    u = lambda lo, hi: torch.rand(n, generator=gen) * (hi - lo) + lo  # noqa: E731
+    angle = u(-10, 10) * math.pi / 180
+    scale = u(0.9, 1.1)
+    flip = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0)
+    tx, ty = u(-0.1, 0.1), u(-0.1, 0.1)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, padding_mode="border", align_corners=False)
+
+
+def learning_rate(cfg: TrainConfig, epoch: float) -> float:
+    """One-cycle shape as a pure function of progress, so a resumed run may also extend ``--epochs``."""
+    warm = 0.1 * cfg.epochs
+    if epoch < warm:
+        return cfg.lr * (0.1 + 0.9 * epoch / warm)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * (epoch - warm) / (cfg.epochs - warm)))
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(images).float().unsqueeze(1)
+
+
+@torch.no_grad()
+def predict(net: torch.nn.Module, images: np.ndarray, device: str, batch: int = 512) -> np.ndarray:
+    net.eval()
+    out = []
+    for i in range(0, len(images), batch):
+        x = nets.normalise(to_tensor(images[i:i + batch]).to(device))
+        out.append(torch.softmax(net(x), 1).cpu().numpy())
+    return np.concatenate(out)
+
+
+def evaluate(net: torch.nn.Module, split: datasets.FerData, device: str) -> tuple[float, float]:
+    """(loss, accuracy) against the FER-2013 hard labels."""
+    probs = predict(net, split.images, device)
+    loss = float(-np.log(np.clip(probs[np.arange(len(probs)), split.labels], 1e-12, None)).mean())
+    return loss, float((probs.argmax(1) == split.labels).mean())
+
+
+def targets(split: datasets.FerData, idx: np.ndarray, smoothing: float) -> torch.Tensor:
+    """Soft targets: FER+ votes where given (blended half-and-half with the FER-2013 label), else one-hot."""
+    hard = np.eye(7, dtype=np.float32)[split.labels[idx]]
+    if split.soft is not None:
+        soft = split.soft[idx]
+        has = soft.sum(1, keepdims=True) > 0
+        hard = np.where(has, 0.5 * hard + 0.5 * soft, hard)
+    t = torch.from_numpy(hard)
+    return t * (1 - smoothing) + smoothing / 7
+
+
+def train(cfg: TrainConfig) -> dict:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    data = datasets.load(cfg.data, cfg.ferplus)
+    train_set = data.split("Training")
+    public = data.split("PublicTest") if "PublicTest" in data.usage else data.split("Test")
+    net = nets.build(cfg.arch).to(cfg.device)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
+    state = {"epoch": 0, "best_acc": -1.0, "best_epoch": 0, "history": [], "seconds": 0.0}
+    cfg.ckpt_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.resume:
+        ckpt = torch.load(cfg.resume, map_location=cfg.device, weights_only=False)
+        net.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        state = ckpt["state"]
+        log(cfg, f"resumed from {cfg.resume} after epoch {state['epoch']}")
+    log(cfg, f"{cfg.arch}: {nets.count_parameters(net):,} parameters; train {len(train_set)}, "
+             f"select on {public.usage[0] if len(set(public.usage)) == 1 else 'Test (PublicTest+PrivateTest mixed)'} {len(public)}")
+
+    for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
+        t0 = time.time()
+        net.train()
+        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        order = torch.randperm(len(train_set), generator=gen).numpy()
+        total_loss = correct = seen = 0
+        bar = tqdm(range(0, len(order), cfg.batch_size), desc=f"epoch {epoch}/{cfg.epochs}",
+                   disable=cfg.quiet, leave=False, unit="batch")
+        for step, i in enumerate(bar):
+            for group in opt.param_groups:
+                group["lr"] = learning_rate(cfg, epoch - 1 + step / steps_per_epoch)
+            idx = order[i:i + cfg.batch_size]
+            x = augment(to_tensor(train_set.images[idx]), gen).to(cfg.device)
+            y = targets(train_set, idx, cfg.label_smoothing).to(cfg.device)
+            logits = net(nets.normalise(x))
+            loss = torch.sum(-y * F.log_softmax(logits, 1), 1).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total_loss += float(loss.detach()) * len(idx)
+            correct += int((logits.argmax(1).cpu().numpy() == train_set.labels[idx]).sum())
+            seen += len(idx)
+        val_loss, val_acc = evaluate(net, public, cfg.device)
+        secs = time.time() - t0
+        state["epoch"], state["seconds"] = epoch, state["seconds"] + secs
+        state["history"].append({"epoch": epoch, "train_loss": total_loss / seen, "train_acc": correct / seen,
+                                 "public_loss": val_loss, "public_acc": val_acc, "seconds": secs})
+        best = val_acc > state["best_acc"]
+        if best:
+            state["best_acc"], state["best_epoch"] = val_acc, epoch
+        ckpt = {"model": net.state_dict(), "optimizer": opt.state_dict(),
+                "state": state, "config": asdict(cfg)}
+        _atomic_save(ckpt, cfg.ckpt_dir / "last.pt")
+        if best:
+            _atomic_save(ckpt, cfg.ckpt_dir / "best.pt")
+        log(cfg, f"epoch {epoch:3d}/{cfg.epochs} train loss {total_loss / seen:.4f} acc {correct / seen:.4f} | "
+                 f"PublicTest loss {val_loss:.4f} acc {val_acc:.4f}{' *' if best else ''} | {secs:.0f}s")
+    return finalise(cfg, data)
+
+
+def finalise(cfg: TrainConfig, data: datasets.FerData) -> dict:
+    """Reload the checkpoint chosen on PublicTest, measure PrivateTest once, export the ONNX model."""
+    ckpt = torch.load(cfg.ckpt_dir / "best.pt", map_location="cpu", weights_only=False)
+    net = nets.build(cfg.arch)
+    net.load_state_dict(ckpt["model"])
+    state = ckpt["state"]
+    full = torch.load(cfg.ckpt_dir / "last.pt", map_location="cpu", weights_only=False)["state"]
+    has_private = "PrivateTest" in data.usage
+    private_acc = evaluate(net, data.split("PrivateTest"), "cpu")[1] if has_private else None
+    public_acc = state["best_acc"]
+    meta = {
+        "architecture": cfg.arch,
+        "parameters": nets.count_parameters(net),
+        "trained_on": f"{Path(cfg.data).name} Training split" + (" + FER+ soft labels" if cfg.ferplus else ""),
+        "selected_on": "PublicTest" if has_private else "Test (PublicTest+PrivateTest mixed)",
+        "epochs": f"{state['best_epoch']} of {full['epoch']} (chosen on PublicTest)",
+        "public_test_accuracy": f"{public_acc:.4f}",
+        "private_test_accuracy": f"{private_acc:.4f}" if private_acc is not None else "not measured",
+        "training_seconds": f"{full['seconds']:.0f}",
+        "command": cfg.command,
+    }
+    export.export_onnx(net, cfg.out, meta)
+    (cfg.ckpt_dir / "history.json").write_text(json.dumps(full["history"], indent=1))
+    log(cfg, f"chose epoch {state['best_epoch']} (PublicTest {public_acc:.4f}); PrivateTest "
+             f"{meta['private_test_accuracy']}; wrote {cfg.out}")
+    return meta
+
+
+def _atomic_save(obj: dict, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def log(cfg: TrainConfig, msg: str) -> None:
+    tqdm.write(msg)
+    with open(cfg.ckpt_dir / "train.log", "a") as fh:
+        fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")

@@ -1,0 +1,109 @@
+"""The paper's two fully-convolutional CNNs (Kaskun et al. 2020, after Arriaga et al. 2017).
+
+Both end in a convolution with one map per class and global average pooling: no dense layer.
+The networks return logits; :class:`ContractModel` adds the model contract around them
+(raw 0..255 grey input, normalisation inside the graph, softmax output).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from fervid.labels import NUM_CLASSES
+
+
+def conv_bn_relu(cin: int, cout: int, k: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+class FCN(nn.Module):
+    """Sequential fully-CNN: 9 convolutions with BN and ReLU, ~590k parameters."""
+
+    def __init__(self, num_classes: int = NUM_CLASSES, dropout: float = 0.25):
+        super().__init__()
+        plan = [(1, 16, 7), (16, 16, 7), "pool", (16, 32, 5), (32, 32, 5), "pool",
+                (32, 64, 5), (64, 64, 5), "pool", (64, 128, 3), (128, 256, 3)]
+        layers: list[nn.Module] = []
+        for step in plan:
+            if step == "pool":
+                layers += [nn.AvgPool2d(2), nn.Dropout(dropout)]
+            else:
+                layers += conv_bn_relu(*step)
+        layers += [nn.Dropout(dropout), nn.Conv2d(256, num_classes, 3, padding=1)]
+        self.features = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x).mean(dim=(2, 3))
+
+
+class SeparableConv(nn.Sequential):
+    def __init__(self, cin: int, cout: int):
+        super().__init__(
+            nn.Conv2d(cin, cin, 3, padding=1, groups=cin, bias=False),
+            nn.Conv2d(cin, cout, 1, bias=False),
+            nn.BatchNorm2d(cout),
+        )
+
+
+class XceptionBlock(nn.Module):
+    """Two separable convolutions and a max-pool, beside a strided 1x1 shortcut."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=2, bias=False), nn.BatchNorm2d(cout))
+        self.body = nn.Sequential(
+            SeparableConv(cin, cout), nn.ReLU(inplace=True),
+            SeparableConv(cout, cout), nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, stride=2, padding=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) + self.shortcut(x)
+
+
+class MiniXception(nn.Module):
+    """Arriaga et al.'s mini-Xception: stem, 4 residual separable blocks, conv to classes, ~60k parameters."""
+
+    def __init__(self, num_classes: int = NUM_CLASSES, widths: tuple[int, ...] = (16, 32, 64, 128)):
+        super().__init__()
+        self.stem = nn.Sequential(*conv_bn_relu(1, 8, 3), *conv_bn_relu(8, 8, 3))
+        blocks, cin = [], 8
+        for w in widths:
+            blocks.append(XceptionBlock(cin, w))
+            cin = w
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Conv2d(cin, num_classes, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(self.stem(x))).mean(dim=(2, 3))
+
+
+ARCHITECTURES = {"mini_xception": MiniXception, "fcn": FCN}
+
+
+def build(arch: str) -> nn.Module:
+    try:
+        return ARCHITECTURES[arch]()
+    except KeyError:
+        raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}") from None
+
+
+def count_parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+class ContractModel(nn.Module):
+    """Raw grey levels in, probabilities out: what the exported ONNX graph computes."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.net(normalise(x)), dim=1)
+
+
+def normalise(x: torch.Tensor) -> torch.Tensor:
+    """0..255 to -1..1, as in Arriaga et al.; lives in the graph so callers feed raw pixels."""
+    return x * (2.0 / 255.0) - 1.0
