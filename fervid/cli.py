@@ -52,3 +52,143 @@ def train(verbose: bool, **kwargs) -> None:
     except FervidError as err:
         _fail(err, verbose)
         sys.exit(EXIT_USAGE)
+
+
+EXIT_INTERRUPTED = 130
+
+
+def _common(f):
+    """Options shared by annotate and timeline."""
+    opts = [
+        click.argument("inputs", nargs=-1, required=True, type=click.Path()),
+        click.option("--model", default=None, help="Emotion model: a name in models/ or a path to an .onnx file. "
+                     "[default: the most accurate shipped model]"),
+        click.option("--every", default=1, show_default=True, help="Analyse one frame in N (annotate holds the last result between)."),
+        click.option("--fps", "sample_fps", type=float, default=None, help="Analyse about F frames per second (overrides --every)."),
+        click.option("--min-face", default=20, show_default=True, help="Ignore faces smaller than this many pixels."),
+        click.option("--smooth", default=0.3, show_default=True, help="Smoothing time constant in seconds."),
+        click.option("--no-smooth", is_flag=True, help="Raw per-frame probabilities."),
+        click.option("--detect-every", default=0.2, show_default=True, help="Seconds between face detections (boxes are interpolated between)."),
+        click.option("--tiles", default="auto", show_default=True, help="Detector tiling for small faces: auto, off, or COLSxROWS."),
+        click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True),
+        click.option("-r", "--recursive", is_flag=True, help="Look for videos in sub-directories too."),
+        click.option("-j", "--jobs", default=1, show_default=True, help="Videos processed in parallel."),
+        click.option("--overwrite", is_flag=True, help="Redo videos whose outputs already exist."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress bars."),
+        click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _settings(model, every, min_face, smooth, no_smooth, detect_every, tiles, device):
+    from fervid.detect import DetectorSettings
+    from fervid.pipeline import Settings
+
+    return Settings(model=model, detector=DetectorSettings(tiles=tiles), detect_every=detect_every, every=every,
+                    min_face=min_face, smooth=0.0 if no_smooth else smooth, device=device)
+
+
+def _run(jobs, settings, sample_fps, n_jobs, overwrite, quiet, verbose, print_tables=False):
+    from fervid.batch import run_batch
+    from fervid.classify import Classifier
+    from fervid.writers import format_summary_table
+
+    try:
+        # Load the model once up front: a mis-fitting model is refused before any video is touched.
+        Classifier(settings.model, settings.device)
+        if not jobs:
+            raise click.UsageError("no video found in the given inputs")
+        report = run_batch(jobs, settings, sample_fps, n_jobs, overwrite, progress=not quiet, verbose=verbose,
+                           on_event=lambda msg: click.echo(msg, err=True))
+    except KeyboardInterrupt:
+        click.echo("fervid: interrupted; finished outputs are kept, partial ones removed", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except FervidError as err:
+        _fail(err, verbose)
+        sys.exit(EXIT_USAGE)
+    if print_tables:
+        for res in report.done:
+            click.echo(f"\n{res.input}: {res.frames} frames, {res.faces} faces")
+            click.echo(format_summary_table(res.summary))
+    parts = [f"{len(report.done)} done"]
+    if report.skipped:
+        parts.append(f"{len(report.skipped)} skipped (outputs already complete; --overwrite redoes them)")
+    if report.failed:
+        parts.append(f"{len(report.failed)} failed")
+    if len(jobs) > 1 or report.failed or report.skipped:
+        click.echo("fervid: " + ", ".join(parts), err=True)
+        for path, why in report.failed:
+            click.echo(f"  failed: {why}", err=True)
+    sys.exit(EXIT_SOME_FAILED if report.failed else EXIT_OK)
+
+
+def _is_single_file(inputs) -> bool:
+    from pathlib import Path
+
+    return len(inputs) == 1 and not Path(inputs[0]).is_dir()
+
+
+@main.command()
+@_common
+@click.option("-o", "--output", type=click.Path(), default="fervid_out", show_default=True,
+              help="Output video (for one input file) or output directory.")
+@click.option("--csv", "with_csv", is_flag=True, help="Also write the timeline and summary CSVs beside each video.")
+def annotate(inputs, output, with_csv, model, every, sample_fps, min_face, smooth, no_smooth, detect_every, tiles,
+             device, recursive, jobs, overwrite, quiet, verbose):
+    """Write an annotated copy of each video (H.264, audio kept): boxes, IDs, emotions.
+
+    \b
+    Examples:
+      fervid annotate interview.mp4 -o interview_annotated.mp4
+      fervid annotate recordings/ -o annotated/ --recursive --jobs 2 --csv
+    """
+    from pathlib import Path
+
+    from fervid.batch import expand_inputs, plan
+    from fervid.video.encode import OUTPUT_SUFFIXES
+
+    out = Path(output)
+    single = _is_single_file(inputs) and out.suffix.lower() in OUTPUT_SUFFIXES
+    if not single and out.suffix.lower() in OUTPUT_SUFFIXES and not _is_single_file(inputs):
+        raise click.UsageError(f"-o {output}: several inputs need an output directory, not a file name")
+    found = expand_inputs(inputs, recursive)
+    job_list = plan(found, out if not single else out.parent, ".mp4", with_csv, single_video=out if single else None)
+    _run(job_list, _settings(model, every, min_face, smooth, no_smooth, detect_every, tiles, device), sample_fps,
+         jobs, overwrite, quiet, verbose)
+
+
+@main.command()
+@_common
+@click.option("--csv", "csv_path", is_flag=False, flag_value=".", default=None, type=click.Path(),
+              help="Write the timeline CSV (and .summary.csv, .json): a file name for one input, else a directory "
+                   "[default: the current directory]. Without --csv, print each face's summary.")
+def timeline(inputs, csv_path, model, every, sample_fps, min_face, smooth, no_smooth, detect_every, tiles, device,
+             recursive, jobs, overwrite, quiet, verbose):
+    """Per-face emotion timeline: one CSV row per face per analysed frame, plus a per-face summary.
+
+    \b
+    Columns: video, frame, time_s, face_id, x, y, w, h, det_score,
+             angry, disgust, fear, happy, sad, surprise, neutral, emotion
+    Examples:
+      fervid timeline interview.mp4                  # summary table on the terminal
+      fervid timeline interview.mp4 --csv out.csv    # out.csv, out.summary.csv, out.json
+      fervid timeline recordings/ --csv results/ -j 2
+    """
+    from pathlib import Path
+
+    from fervid.batch import expand_inputs, plan
+    from fervid.runner import Outputs
+
+    found = expand_inputs(inputs, recursive)
+    settings = _settings(model, every, min_face, smooth, no_smooth, detect_every, tiles, device)
+    if csv_path is None:
+        from fervid.batch import Job
+
+        job_list = [Job(src, Outputs()) for src, _ in found]
+        _run(job_list, settings, sample_fps, jobs, True, quiet, verbose, print_tables=True)
+    out = Path(csv_path)
+    single = _is_single_file(inputs) and out.suffix.lower() == ".csv"
+    job_list = plan(found, out.parent if single else out, None, True, single_csv=out if single else None)
+    _run(job_list, settings, sample_fps, jobs, overwrite, quiet, verbose)

@@ -1,0 +1,120 @@
+"""Many inputs, one output tree: expand directories, skip finished work, run in parallel, never stop on one failure."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from tqdm import tqdm
+
+from fervid.errors import FervidError
+from fervid.pipeline import Settings
+from fervid.runner import FileResult, Outputs, process_file
+
+VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".gif", ".mpg", ".mpeg", ".wmv", ".flv",
+                  ".ts", ".mts", ".m2ts", ".3gp", ".ogv", ".mxf", ".vob"}
+
+
+@dataclass(frozen=True)
+class Job:
+    input: Path
+    outputs: Outputs
+
+
+@dataclass
+class BatchReport:
+    done: list[FileResult] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def expand_inputs(paths: Sequence[str | Path], recursive: bool) -> list[tuple[Path, Path]]:
+    """(file, name relative to its root) for each input; directories give their videos, sorted."""
+    found: list[tuple[Path, Path]] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            pattern = "**/*" if recursive else "*"
+            for f in sorted(p.glob(pattern)):
+                if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES and not f.name.startswith("."):
+                    found.append((f, f.relative_to(p)))
+        else:
+            found.append((p, Path(p.name)))
+    return found
+
+
+def plan(inputs: list[tuple[Path, Path]], out_dir: Path, video_suffix: str | None, timeline: bool,
+         single_video: Path | None = None, single_csv: Path | None = None) -> list[Job]:
+    """Output names mirror input names under ``out_dir``; a single input may name its files exactly."""
+    jobs = []
+    for src, rel in inputs:
+        stem = out_dir / rel.parent / rel.stem
+        video = single_video or (stem.with_name(stem.name + video_suffix) if video_suffix else None)
+        base = single_csv.with_suffix("") if single_csv else (video.with_suffix("") if single_video else stem)
+        csv = single_csv or (base.with_name(base.name + ".csv") if timeline else None)
+        jobs.append(Job(src, Outputs(
+            video=video,
+            timeline=csv,
+            summary=base.with_name(base.name + ".summary.csv") if timeline else None,
+            sidecar=base.with_name(base.name + ".json"),
+        )))
+    return jobs
+
+
+def _work(job: Job, settings: Settings, sample_fps: float | None, progress: bool) -> FileResult:
+    return process_file(job.input, job.outputs, settings, sample_fps=sample_fps, progress=progress)
+
+
+def run_batch(jobs: list[Job], settings: Settings, sample_fps: float | None = None, n_jobs: int = 1,
+              overwrite: bool = False, progress: bool = True, verbose: bool = False,
+              on_event: Callable[[str], None] = print) -> BatchReport:
+    report = BatchReport()
+    todo = []
+    for job in jobs:
+        if not overwrite and job.outputs.complete():
+            report.skipped.append(job.input)
+        else:
+            todo.append(job)
+    bar = tqdm(total=len(todo), unit="file", desc="videos", disable=not progress or len(todo) < 2, position=1)
+
+    def settle(job: Job, fn: Callable[[], FileResult]) -> None:
+        try:
+            res = fn()
+            report.done.append(res)
+            if res.warning:
+                report.warnings.append(res.warning)
+                on_event(f"fervid: warning: {res.warning}")
+        except FervidError as err:
+            report.failed.append((job.input, str(err)))
+            on_event(f"fervid: failed: {err}")
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as err:  # noqa: BLE001 - one bad file must not end the batch
+            if verbose:
+                import traceback
+
+                traceback.print_exc()
+            report.failed.append((job.input, f"{type(err).__name__}: {err}"))
+            on_event(f"fervid: failed: {job.input}: unexpected {type(err).__name__}: {err}")
+        bar.update(1)
+
+    if n_jobs <= 1 or len(todo) <= 1:
+        for job in todo:
+            settle(job, lambda job=job: _work(job, settings, sample_fps, progress))
+    else:
+        # One thread per worker: the workers already fill the cores between them.
+        worker_settings = Settings(**{**settings.__dict__, "threads": settings.threads or 1})
+        with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+            futures = {pool.submit(_work, job, worker_settings, sample_fps, False): job for job in todo}
+            for fut in as_completed(futures):
+                settle(futures[fut], fut.result)
+    bar.close()
+    return report
+
+
+def default_jobs() -> int:
+    return max(1, min(4, os.cpu_count() or 1))

@@ -1,0 +1,118 @@
+"""Face crops in FER-2013's framing, classified in batches by an ONNX model that honours the contract.
+
+The contract: one float32 input ``[N,1,S,S]`` of raw grey levels 0..255, one float32 output ``[N,7]``
+of probabilities in the order of :data:`fervid.labels.EMOTIONS`; metadata says the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fervid.errors import ModelError
+from fervid.labels import EMOTIONS, NUM_CLASSES
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_MODEL = "mini_xception"
+# FER-2013 faces are framed a little wider than BlazeFace's box (which stops at the brows and the
+# chin); measured by running the detector on FER-2013 faces, see models/README.md.
+CROP_SCALE = 1.25
+CROP_SHIFT_Y = 0.0
+
+
+def resolve_model(name: str | None) -> Path:
+    """A model name in models/ (``mini_xception``) or a path to an .onnx file."""
+    name = name or DEFAULT_MODEL
+    path = Path(name)
+    if path.suffix != ".onnx":
+        path = MODELS_DIR / f"{name}.onnx"
+    if not path.is_file():
+        shipped = sorted(p.stem for p in MODELS_DIR.glob("*.onnx"))
+        raise ModelError(f"{name}: model not found (shipped models: {', '.join(shipped) or 'none'}; or give a path to an .onnx file)")
+    return path
+
+
+def square_crop(gray: np.ndarray, box: tuple[float, float, float, float], size: int,
+                scale: float = CROP_SCALE, shift_y: float = CROP_SHIFT_Y) -> np.ndarray:
+    """A square of side ``scale`` x the box's larger side, centred on the box, resized to ``size``; edges replicated."""
+    x0, y0, x1, y1 = box
+    side = max(x1 - x0, y1 - y0) * scale
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 + shift_y * (y1 - y0)
+    h, w = gray.shape[:2]
+    l, t = int(round(cx - side / 2)), int(round(cy - side / 2))
+    s = max(1, int(round(side)))
+    r, b = l + s, t + s
+    if l >= 0 and t >= 0 and r <= w and b <= h:
+        patch = gray[t:b, l:r]
+    else:
+        patch = cv2.copyMakeBorder(gray[max(t, 0):min(b, h), max(l, 0):min(r, w)],
+                                   max(0, -t), max(0, b - h), max(0, -l), max(0, r - w), cv2.BORDER_REPLICATE)
+    interp = cv2.INTER_AREA if s > size else cv2.INTER_LINEAR
+    return cv2.resize(patch, (size, size), interpolation=interp)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    path: str
+    name: str
+    sha256: str
+    input_size: int
+    metadata: dict
+
+
+class Classifier:
+    """``predict(crops)`` for uint8 crops ``[N,S,S]`` -> probabilities ``[N,7]``."""
+
+    def __init__(self, model: str | None = None, device: str = "cpu", threads: int = 0):
+        import onnxruntime as ort
+
+        path = resolve_model(model)
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        providers = ["CPUExecutionProvider"]
+        if device == "cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise ModelError("--device cuda: onnxruntime has no CUDA provider here (pip install onnxruntime-gpu)")
+            providers.insert(0, "CUDAExecutionProvider")
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=providers)
+        except Exception as err:  # noqa: BLE001 - onnxruntime raises several unrelated types
+            raise ModelError(f"{path}: not a loadable ONNX model ({str(err).splitlines()[0][:200]})") from None
+        self.input_size = check_contract(self.session, path)
+        self.input_name = self.session.get_inputs()[0].name
+        meta = dict(self.session.get_modelmeta().custom_metadata_map)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        self.info = ModelInfo(str(path), path.stem, digest, self.input_size, meta)
+
+    def predict(self, crops: np.ndarray) -> np.ndarray:
+        if len(crops) == 0:
+            return np.zeros((0, NUM_CLASSES), np.float32)
+        x = crops.astype(np.float32, copy=False).reshape(len(crops), 1, self.input_size, self.input_size)
+        return self.session.run(None, {self.input_name: x})[0]
+
+
+def check_contract(session, path: Path) -> int:
+    """Refuse a model that breaks the contract, saying what the contract expects; returns the input size."""
+    expected = (f"fervid expects one float32 input [N,1,S,S] of grey levels 0..255 and one float32 output "
+                f"[N,{NUM_CLASSES}] of probabilities ({', '.join(EMOTIONS)})")
+    ins, outs = session.get_inputs(), session.get_outputs()
+    if len(ins) != 1 or len(outs) != 1:
+        raise ModelError(f"{path}: the model has {len(ins)} inputs and {len(outs)} outputs; {expected}")
+    shape, oshape = ins[0].shape, outs[0].shape
+    if ins[0].type != "tensor(float)" or outs[0].type != "tensor(float)":
+        raise ModelError(f"{path}: input is {ins[0].type}, output {outs[0].type}; {expected}")
+    if len(shape) != 4 or shape[1] != 1 or not isinstance(shape[2], int) or shape[2] != shape[3]:
+        raise ModelError(f"{path}: input shape is {shape}; {expected}")
+    if len(oshape) != 2 or oshape[1] != NUM_CLASSES:
+        raise ModelError(f"{path}: output shape is {oshape}; {expected}")
+    names = dict(session.get_modelmeta().custom_metadata_map).get("class_names")
+    if names and tuple(names.split(",")) != EMOTIONS:
+        raise ModelError(f"{path}: classes are {names}; {expected}")
+    return int(shape[2])

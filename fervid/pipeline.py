@@ -1,0 +1,170 @@
+"""Frames in, faces with IDs and emotions out: decode -> detect -> track -> crop and classify -> smooth.
+
+Detection is the expensive step, so it runs on key frames (``detect_every`` seconds apart, and
+on both sides of every shot cut); the frames between are held back, their boxes interpolated
+between the two key frames around them, and all their crops classified in one batch. So every
+analysed frame gets a result while the detector runs a few times a second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from fervid.classify import Classifier, square_crop
+from fervid.detect import DetectorSettings, FaceDetector
+from fervid.labels import EMOTIONS
+from fervid.shots import ShotCutDetector
+from fervid.smooth import EmaSmoother
+from fervid.track import Tracker
+from fervid.video.decode import Frame
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that changes the numbers fervid writes; recorded in the JSON sidecar."""
+
+    model: str | None = None
+    detector: DetectorSettings = field(default_factory=DetectorSettings)
+    detect_every: float = 0.2  # seconds between key frames
+    every: int = 1  # analyse one frame in N
+    min_face: int = 20  # pixels, on the box's shorter side
+    smooth: float = 0.3  # EMA time constant in seconds; 0 disables
+    coast: float = 0.5  # seconds a lost face keeps its predicted box
+    device: str = "cpu"
+    threads: int = 0
+
+    def as_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["detector"] = self.detector.as_dict()
+        return d
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    """One face in one frame: the row of the timeline CSV."""
+
+    frame: int
+    time_s: float
+    face_id: int
+    x: float
+    y: float
+    w: float
+    h: float
+    det_score: float  # NaN when the box was carried over a missed detection
+    probs: np.ndarray
+
+    @property
+    def emotion(self) -> str:
+        return EMOTIONS[int(np.argmax(self.probs))]
+
+
+@dataclass
+class _Key:
+    frame: Frame
+    gray: np.ndarray
+    faces: dict[int, tuple[np.ndarray, float]]  # face_id -> (x0, y0, x1, y1), det_score
+
+
+class Analyzer:
+    """Stateful per video: ``run(frames)`` yields ``(frame, results)`` in order, one per analysed frame."""
+
+    def __init__(self, settings: Settings, classifier: Classifier | None = None, detector: FaceDetector | None = None):
+        self.settings = settings
+        self.classifier = classifier or Classifier(settings.model, settings.device, settings.threads)
+        self.detector = detector or FaceDetector(settings.detector)
+        self.tracker = Tracker(max_age=max(1.5, settings.coast))
+        self.smoother = EmaSmoother(settings.smooth)
+        self.cuts = ShotCutDetector()
+
+    def run(self, frames: Iterable[Frame], fps: float, every: int = 1
+            ) -> Iterator[tuple[Frame, list[FaceResult] | None]]:
+        """Frames whose index is not a multiple of ``every`` pass through, in order, with ``None``."""
+        key_gap = max(1, round(self.settings.detect_every * fps / every))
+        prev: _Key | None = None
+        pending: list[tuple[Frame, np.ndarray | None]] = []
+        since_key = 0
+        for frame in frames:
+            if frame.index % every:
+                pending.append((frame, None))
+                continue
+            gray = _gray(frame.image)
+            if self.cuts.update(gray) and prev is not None:
+                yield from self._flush(prev, pending)  # close the old shot on its own last frame
+                pending, prev = [], None
+                self.tracker.reset()
+            if prev is None or since_key >= key_gap:
+                key = self._key(frame, gray)
+                yield from self._resolve(prev, pending, key)
+                prev, pending, since_key = key, [], 1
+            else:
+                pending.append((frame, gray))
+                since_key += 1
+        yield from self._flush(prev, pending)
+
+    def _flush(self, prev: _Key | None, pending: list[tuple[Frame, np.ndarray | None]]):
+        """End a stretch without a key frame after it: its last analysed frame becomes one."""
+        last = max((i for i, (_, g) in enumerate(pending) if g is not None), default=None)
+        if last is not None:
+            yield from self._resolve(prev, pending[:last], self._key(*pending[last]))
+        for frame, _ in pending[(last + 1 if last is not None else 0):]:
+            yield frame, None
+
+    def _key(self, frame: Frame, gray: np.ndarray) -> _Key:
+        rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB) if frame.image.ndim == 3 else \
+            cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
+        dets = [d for d in self.detector.detect(rgb) if min(d.w, d.h) >= self.settings.min_face]
+        faces = {t.face_id: (np.array(t.detection.xyxy), t.detection.score)
+                 for t in self.tracker.update(dets, frame.time_s)}
+        # Carry a face the detector just missed, for a short while, at its predicted place.
+        for track in self.tracker.tracks:
+            if track.id not in faces and 0 < frame.time_s - track.last_time <= self.settings.coast:
+                faces[track.id] = (track.predict(frame.time_s), float("nan"))
+        return _Key(frame, gray, faces)
+
+    def _resolve(self, prev: _Key | None, between: list[tuple[Frame, np.ndarray]], key: _Key):
+        """Boxes for the frames between two key frames, then one classifier batch for all of them."""
+        plan: list[tuple[Frame, np.ndarray, list[tuple[int, np.ndarray, float]]]] = []
+        for frame, gray in between:
+            if gray is None:
+                plan.append((frame, None, None))
+                continue
+            faces = []
+            span = key.frame.time_s - prev.frame.time_s if prev else 0.0
+            a = (frame.time_s - prev.frame.time_s) / span if prev and span > 0 else 0.0
+            ids = set(prev.faces) | set(key.faces) if prev else set()
+            for fid in sorted(ids):
+                if fid in prev.faces and fid in key.faces:
+                    box = (1 - a) * prev.faces[fid][0] + a * key.faces[fid][0]
+                    faces.append((fid, box, prev.faces[fid][1] if a < 0.5 else key.faces[fid][1]))
+                elif fid in prev.faces and a < 0.5:
+                    faces.append((fid, prev.faces[fid][0], prev.faces[fid][1]))
+                elif fid in key.faces and a >= 0.5:
+                    faces.append((fid, key.faces[fid][0], key.faces[fid][1]))
+            plan.append((frame, gray, faces))
+        plan.append((key.frame, key.gray, [(fid, box, s) for fid, (box, s) in sorted(key.faces.items())]))
+        size = self.classifier.input_size
+        crops = [square_crop(gray, tuple(box), size) for _, gray, faces in plan if faces for _, box, _ in faces]
+        probs = self.classifier.predict(np.stack(crops)) if crops else np.zeros((0, 7), np.float32)
+        i = 0
+        for frame, _, faces in plan:
+            if faces is None:
+                yield frame, None
+                continue
+            results = []
+            for fid, box, score in faces:
+                p = self.smoother.update(fid, probs[i].astype(np.float64), frame.time_s)
+                i += 1
+                x0, y0, x1, y1 = (float(v) for v in box)
+                results.append(FaceResult(frame.index, frame.time_s, fid, x0, y0, x1 - x0, y1 - y0, score, p))
+            yield frame, results
+
+    def close(self) -> None:
+        self.detector.close()
+
+
+def _gray(image: np.ndarray) -> np.ndarray:
+    return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)

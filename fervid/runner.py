@@ -1,0 +1,185 @@
+"""Process one video into the outputs asked for; every output appears under its final name only when complete."""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from fervid import __version__
+from fervid.classify import Classifier
+from fervid.detect import FaceDetector
+from fervid.draw import draw_faces
+from fervid.errors import OutputError, VideoError
+from fervid.pipeline import Analyzer, Settings
+from fervid.video.decode import open_video
+from fervid.video.encode import Encoder
+from fervid.writers import SummaryBuilder, TimelineWriter, summary_rows, write_sidecar, write_summary
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where each product of one input goes; None means not wanted."""
+
+    video: Path | None = None
+    timeline: Path | None = None
+    summary: Path | None = None
+    sidecar: Path | None = None
+
+    def paths(self) -> list[Path]:
+        return [p for p in (self.video, self.timeline, self.summary, self.sidecar) if p is not None]
+
+    def complete(self) -> bool:
+        return bool(self.paths()) and all(p.is_file() for p in self.paths())
+
+
+@dataclass
+class FileResult:
+    input: str
+    frames: int = 0
+    rows: int = 0
+    faces: int = 0
+    seconds: float = 0.0
+    warning: str | None = None
+    summary: list[dict] = field(default_factory=list)
+
+
+def fps_to_every(source_fps: float, fps: float | None, every: int) -> int:
+    """``--fps F`` as a frame step on this video (never below one)."""
+    if fps and source_fps:
+        return max(1, round(source_fps / fps))
+    return max(1, every)
+
+
+def process_file(src: str | Path, outputs: Outputs, settings: Settings, sample_fps: float | None = None,
+                 progress: bool = True, classifier: Classifier | None = None) -> FileResult:
+    src = Path(src)
+    started = time.time()
+    _check_outputs(src, outputs)
+    info, _ = open_video(src)
+    every = fps_to_every(float(info.fps), sample_fps, settings.every)
+    # Timeline only: ffmpeg drops the unsampled frames before the pipe. Annotating needs them all.
+    from fervid.video.decode import Decoder
+
+    decoder = Decoder(info, every=1 if outputs.video else every)
+    analyzer_every = every if outputs.video else 1
+    result = FileResult(str(src))
+    temps = {p: _part_name(p, str(os.getpid())) for p in outputs.paths()}
+    for p in outputs.paths():
+        _remove_stale_parts(p)
+    analyzer = Analyzer(settings, classifier=classifier, detector=FaceDetector(settings.detector))
+    encoder = None
+    try:
+        with ExitStack() as stack:
+            timeline = None
+            if outputs.timeline:
+                fh = stack.enter_context(_open_text(temps[outputs.timeline]))
+                timeline = TimelineWriter(fh, src.name)
+            if outputs.video:
+                encoder = Encoder(temps[outputs.video], info, threads=settings.threads)
+            summary = SummaryBuilder()
+            bar = stack.enter_context(tqdm(total=info.estimated_frames, unit="frame", desc=src.name[:30],
+                                           disable=not progress, leave=False, dynamic_ncols=True))
+            last: list = []
+            for frame, faces in analyzer.run(decoder, float(info.fps) / decoder.every, analyzer_every):
+                if faces is not None:
+                    last = faces
+                    summary.add_frame(frame.time_s, faces)
+                    if timeline:
+                        timeline.write(faces)
+                    result.rows += len(faces)
+                if encoder:
+                    encoder.write(draw_faces(frame.image, last), frame.time_s)
+                bar.update(1 if not decoder.every > 1 else decoder.every)
+            result.frames = decoder.report.frames
+            if result.frames == 0:
+                raise VideoError(f"{src}: no frame could be decoded ({decoder.report.summary()})")
+            if decoder.report.damaged:
+                result.warning = f"{src}: {decoder.report.summary()}; results cover only what was decoded"
+            if encoder:
+                encoder.close()
+                encoder = None
+            step = decoder.every / float(info.fps) if info.fps else 0.0
+            result.summary = summary_rows(src.name, summary.finish(step))
+            result.faces = len(result.summary)
+        if outputs.summary:
+            with _open_text(temps[outputs.summary]) as fh:
+                write_summary(fh, result.summary)
+        result.seconds = time.time() - started
+        if outputs.sidecar:
+            with _open_text(temps[outputs.sidecar]) as fh:
+                write_sidecar(fh, _provenance(src, info, settings, analyzer, result, every, outputs))
+        for final in outputs.paths():  # the sidecar last: its presence says the set is complete
+            os.replace(temps[final], final)
+    except BaseException:
+        if encoder:
+            encoder.abort()
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        analyzer.close()
+    return result
+
+
+def _provenance(src, info, settings, analyzer, result, every, outputs) -> dict:
+    model = analyzer.classifier.info
+    keep = ("architecture", "parameters", "public_test_accuracy", "private_test_accuracy", "trained_on")
+    return {
+        "fervid_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "input": {**info.as_dict(), "path": str(src)},
+        "model": {"name": model.name, "sha256": model.sha256, **{k: model.metadata[k] for k in keep if k in model.metadata}},
+        "detector": {**settings.detector.as_dict(), "model_file": analyzer.detector.path.name},
+        "settings": {**settings.as_dict(), "every": every},
+        "smoothing": {"method": "exponential moving average", "tau_s": settings.smooth} if settings.smooth > 0 else None,
+        "frames_analysed": result.frames if every == 1 else None,
+        "frames_decoded": result.frames,
+        "rows": result.rows,
+        "faces": result.faces,
+        "complete": result.warning is None,
+        "warning": result.warning,
+        "seconds": round(result.seconds, 2),
+        "outputs": {k: str(v) for k, v in outputs.__dict__.items() if v is not None},
+    }
+
+
+def _open_text(path: Path):
+    try:
+        return open(path, "w", encoding="utf-8", newline="")
+    except OSError as err:
+        raise OutputError(f"{path.parent}: cannot write output there ({err.strerror})") from None
+
+
+def _check_outputs(src: Path, outputs: Outputs) -> None:
+    for p in outputs.paths():
+        try:
+            same = p.exists() and os.path.samefile(p, src)
+        except OSError:
+            same = False
+        if same or p.resolve() == src.resolve():
+            raise OutputError(f"{p}: the output would overwrite the input; choose another output path")
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OutputError(f"{p.parent}: cannot create the output directory ({err.strerror})") from None
+        if not os.access(p.parent, os.W_OK):
+            raise OutputError(f"{p.parent}: the output directory is not writable")
+
+
+def _part_name(final: Path, tag: str) -> Path:
+    """Hidden, and marked as a part, but with the final suffix so that writers know the format."""
+    return final.with_name(f".{final.stem}.part{tag}{final.suffix}")
+
+
+def _remove_stale_parts(final: Path) -> None:
+    """Parts left by a killed run (kill -9, power loss) of the same output."""
+    for stale in final.parent.glob(_part_name(final, "*").name):
+        try:
+            stale.unlink()
+        except OSError:
+            pass

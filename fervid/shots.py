@@ -1,0 +1,23 @@
+"""Shot-cut detection from tiny thumbnails, so that tracks never span a cut."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+class ShotCutDetector:
+    """``update(gray)`` is True when the frame starts a new shot (a large, sudden change of the whole picture)."""
+
+    def __init__(self, threshold: float = 30.0):
+        self.threshold = threshold
+        self._prev: np.ndarray | None = None
+
+    def update(self, gray: np.ndarray) -> bool:
+        thumb = cv2.resize(gray, (32, 18), interpolation=cv2.INTER_AREA).astype(np.float32)
+        prev, self._prev = self._prev, thumb
+        if prev is None:
+            return False
+        # Mean absolute difference after removing the global brightness change (fades, exposure).
+        diff = np.abs((thumb - thumb.mean()) - (prev - prev.mean())).mean()
+        return bool(diff > self.threshold)

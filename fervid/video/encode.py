@@ -1,0 +1,140 @@
+"""Encode annotated frames to H.264 with each frame's own timestamp, and the input's audio kept.
+
+Raw video through a pipe has no timestamps, so a rate would have to be assumed and variable-rate
+input would drift. Instead frames travel to ffmpeg in a minimal streamed Matroska (uncompressed
+BGR, microsecond clock), which carries every frame's pts exactly; ffmpeg encodes and muxes the
+audio taken straight from the input file.
+"""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from fervid.errors import VideoError
+from fervid.video.probe import VideoInfo, ffmpeg_exe
+
+# Audio codecs each container takes as they are; anything else is re-encoded to AAC.
+_COPY_OK = {
+    ".mp4": {"aac", "mp3", "ac3", "eac3", "opus", "flac", "alac"},
+    ".m4v": {"aac", "mp3", "ac3", "eac3"},
+    ".mov": {"aac", "mp3", "ac3", "eac3", "alac", "pcm_s16le", "pcm_s24le"},
+    ".mkv": None,  # Matroska takes any codec
+}
+OUTPUT_SUFFIXES = tuple(_COPY_OK)
+
+
+def _vint_size(n: int) -> bytes:
+    return b"\x01" + n.to_bytes(7, "big")
+
+
+def _uint(n: int) -> bytes:
+    return n.to_bytes(max(1, (n.bit_length() + 7) // 8), "big")
+
+
+def _el(eid: bytes, payload: bytes) -> bytes:
+    return eid + _vint_size(len(payload)) + payload
+
+
+class MatroskaPipe:
+    """Write uncompressed BGR frames with explicit timestamps as a live (unknown-size) Matroska stream."""
+
+    def __init__(self, fh, width: int, height: int, frame_duration: float | None = None):
+        self.fh, self.width, self.height = fh, width, height
+        ebml = _el(b"\x1a\x45\xdf\xa3", b"".join([
+            _el(b"\x42\x86", _uint(1)), _el(b"\x42\xf7", _uint(1)), _el(b"\x42\xf2", _uint(4)),
+            _el(b"\x42\xf3", _uint(8)), _el(b"\x42\x82", b"matroska"), _el(b"\x42\x87", _uint(4)),
+            _el(b"\x42\x85", _uint(2))]))
+        info = _el(b"\x15\x49\xa9\x66", _el(b"\x2a\xd7\xb1", _uint(1000)) + _el(b"\x4d\x80", b"fervid")
+                   + _el(b"\x57\x41", b"fervid"))
+        video = _el(b"\xe0", _el(b"\xb0", _uint(width)) + _el(b"\xba", _uint(height))
+                    + _el(b"\x2e\xb5\x24", b"BGR\x18"))
+        track = _el(b"\xae", _el(b"\xd7", _uint(1)) + _el(b"\x73\xc5", _uint(1)) + _el(b"\x83", _uint(1))
+                    + _el(b"\x86", b"V_UNCOMPRESSED") + _el(b"\x9c", _uint(0)) + video
+                    + (_el(b"\x23\xe3\x83", _uint(round(frame_duration * 1e9))) if frame_duration else b""))
+        fh.write(ebml + b"\x18\x53\x80\x67\x01\xff\xff\xff\xff\xff\xff\xff" + info + _el(b"\x16\x54\xae\x6b", track))
+
+    def write(self, image: np.ndarray, time_s: float) -> None:
+        """One cluster per frame: a cluster's clock is absolute, so no frame's time is ever rounded twice."""
+        data = np.ascontiguousarray(image).data
+        block_head = b"\x81" + struct.pack(">hB", 0, 0x80)
+        size = len(block_head) + data.nbytes
+        block = b"\xa3" + _vint_size(size)
+        cluster_body = len(_el(b"\xe7", _uint(max(0, round(time_s * 1e6))))) + len(block) + size
+        self.fh.write(b"\x1f\x43\xb6\x75" + _vint_size(cluster_body)
+                      + _el(b"\xe7", _uint(max(0, round(time_s * 1e6)))) + block + block_head)
+        self.fh.write(data)
+
+
+class Encoder:
+    """``write(image, time_s)`` per frame, then ``close()``; raises :class:`VideoError` if ffmpeg fails."""
+
+    def __init__(self, out: str | Path, info: VideoInfo, crf: int = 20, preset: str = "veryfast", threads: int = 0):
+        self.out, self.info = Path(out), info
+        suffix = self.out.suffix.lower()
+        if suffix not in _COPY_OK:
+            raise VideoError(f"{out}: unsupported output container (use one of {', '.join(OUTPUT_SUFFIXES)})")
+        self.crf, self.preset, self.threads = crf, preset, threads
+        self.proc: subprocess.Popen | None = None
+        self.frames = 0
+
+    def _start(self, first_time: float) -> None:
+        """Started at the first frame: ffmpeg re-bases each input to 0, ``-itsoffset`` puts the video back."""
+        info, suffix = self.info, self.out.suffix.lower()
+        self._log = tempfile.TemporaryFile()
+        audio: list[str] = []
+        if info.audio_codec:
+            ok = _COPY_OK[suffix]
+            codec = "copy" if ok is None or info.audio_codec in ok else "aac"
+            audio = ["-map", "1:a:0", "-c:a", codec]
+        cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error",
+               "-itsoffset", f"{first_time:.6f}", "-f", "matroska", "-i", "pipe:0"]
+        if audio:
+            cmd += ["-i", info.path]
+        cmd += ["-map", "0:v:0", *audio,
+                "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf),
+                "-pix_fmt", "yuv420p", "-fps_mode", "passthrough", "-threads", str(self.threads),
+                "-movflags", "+faststart", "-f", {".mkv": "matroska", ".mov": "mov"}.get(suffix, "mp4"),
+                "-y", str(self.out)]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
+        step = 1 / float(info.fps) if info.fps else None
+        self.mkv = MatroskaPipe(self.proc.stdin, info.width, info.height, step)
+
+    def write(self, image: np.ndarray, time_s: float) -> None:
+        if self.proc is None:
+            self._start(time_s)
+        try:
+            self.mkv.write(image, time_s)
+        except BrokenPipeError:
+            raise VideoError(f"{self.out}: the encoder stopped: {self._errors()}") from None
+        self.frames += 1
+
+    def close(self) -> None:
+        if self.proc is None:
+            raise VideoError(f"{self.out}: no frames to encode")
+        try:
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        if self.proc.wait() != 0:
+            raise VideoError(f"{self.out}: encoding failed: {self._errors()}")
+        self._log.close()
+
+    def abort(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.kill()
+        self.proc.wait()
+        self._log.close()
+
+    def _errors(self) -> str:
+        self.proc.wait()
+        self._log.seek(0)
+        text = self._log.read().decode("utf-8", "replace").strip().splitlines()
+        if any("No space left" in ln for ln in text):
+            return "no space left on the device"
+        return "; ".join(text[-3:]) or f"ffmpeg exited with code {self.proc.returncode}"

@@ -1,0 +1,154 @@
+"""What a video file holds, read from ffmpeg's own report (ffprobe is not always installed).
+
+``pip install fervid`` brings ffmpeg through imageio-ffmpeg, which ships ffmpeg but not ffprobe,
+so the probe reads the stream summary ffmpeg prints for ``ffmpeg -i FILE``.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from fervid.errors import ToolMissingError, VideoError
+
+
+def ffmpeg_exe() -> str:
+    """ffmpeg from PATH, else the binary shipped in the imageio-ffmpeg wheel."""
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except Exception:  # noqa: BLE001 - any failure means "not available"
+        raise ToolMissingError("ffmpeg was not found: install it (e.g. apt install ffmpeg) or pip install imageio-ffmpeg") from None
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """Displayed (upright) geometry, nominal rate, and what the encoder needs to keep the audio."""
+
+    path: str
+    width: int
+    height: int
+    coded_width: int
+    coded_height: int
+    rotation: int
+    fps: Fraction
+    duration: float | None
+    start_time: float
+    codec: str
+    pix_fmt: str
+    audio_codec: str | None
+    container: str
+
+    @property
+    def estimated_frames(self) -> int | None:
+        return round(self.duration * float(self.fps)) if self.duration and self.fps else None
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["fps"] = f"{self.fps.numerator}/{self.fps.denominator}"
+        return d
+
+
+_DURATION = re.compile(r"Duration: (N/A|(\d+):(\d+):(\d+(?:\.\d+)?))(?:, start: (-?\d+(?:\.\d+)?))?")
+_INPUT = re.compile(r"^Input #0, ([^,]+(?:,[^,]+)*?), from ")
+_VIDEO = re.compile(r"Stream #0:(\d+)[^:]*: Video: (\w+)(.*)$")
+_AUDIO = re.compile(r"Stream #0:\d+[^:]*: Audio: (\w+)")
+_SIZE = re.compile(r"(?<![\w.])(\d{1,5})x(\d{1,5})(?![\w])")
+_RATE = re.compile(r"(\d+(?:\.\d+)?k?) (fps|tbr)")
+_ROTATION = re.compile(r"rotation of (-?\d+(?:\.\d+)?) degrees")
+_PIXFMT = re.compile(r", ((?:yuv|yuvj|rgb|bgr|gray|nv|pal|argb|rgba|bgra|abgr|gbr|ya|mono|xyz|p0)\w*)")
+
+
+def probe(path: str | Path) -> VideoInfo:
+    path = Path(path)
+    if not path.exists():
+        raise VideoError(f"{path}: no such file")
+    if path.is_dir():
+        raise VideoError(f"{path}: is a directory, not a video")
+    try:
+        with open(path, "rb") as fh:
+            if not fh.read(1):
+                raise VideoError(f"{path}: the file is empty")
+    except PermissionError:
+        raise VideoError(f"{path}: permission denied (cannot read the file)") from None
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
+                          capture_output=True, text=True, errors="replace", timeout=120)
+    return parse_report(proc.stderr, str(path))
+
+
+def parse_report(report: str, path: str) -> VideoInfo:
+    """Parse the stream summary of ``ffmpeg -i``; the first video stream is the one fervid reads."""
+    lines = report.splitlines()
+    video_line = next((ln for ln in lines if _VIDEO.search(ln) and "attached pic" not in ln), None)
+    if video_line is None:
+        if any(_AUDIO.search(ln) for ln in lines):
+            cause = "it has audio but no video stream"
+        else:
+            tail = [ln.strip() for ln in lines if ln.strip() and not ln.startswith(" ")
+                    and "output file must be specified" not in ln]
+            cause = _plain_cause(report) or (tail[-1] if tail else "ffmpeg found no video stream")
+        raise VideoError(f"{path}: not a readable video ({cause})")
+    m = _VIDEO.search(video_line)
+    codec, rest = m.group(2), m.group(3)
+    size = _SIZE.search(rest)
+    if not size:
+        raise VideoError(f"{path}: the video stream has no frame size (ffmpeg says: {video_line.strip()})")
+    cw, ch = int(size.group(1)), int(size.group(2))
+    pix = _PIXFMT.search(rest)
+    rates = {unit: _parse_rate(value) for value, unit in _RATE.findall(rest)}
+    fps = rates.get("fps") or rates.get("tbr") or Fraction(0)
+    rotation = 0
+    idx = lines.index(video_line)
+    for ln in lines[idx + 1: idx + 12]:
+        if "Stream #" in ln:
+            break
+        r = _ROTATION.search(ln)
+        if r:
+            rotation = int(round(float(r.group(1)))) % 360
+    w, h = (ch, cw) if rotation in (90, 270) else (cw, ch)
+    dur = _DURATION.search(report)
+    duration = start = None
+    if dur and dur.group(1) != "N/A":
+        duration = int(dur.group(2)) * 3600 + int(dur.group(3)) * 60 + float(dur.group(4))
+    if dur and dur.group(5):
+        start = float(dur.group(5))
+    audio = next((m.group(1) for ln in lines if (m := _AUDIO.search(ln))), None)
+    container = next((m.group(1) for ln in lines if (m := _INPUT.search(ln))), "")
+    return VideoInfo(path=path, width=w, height=h, coded_width=cw, coded_height=ch, rotation=rotation, fps=fps,
+                     duration=duration, start_time=start or 0.0, codec=codec, pix_fmt=pix.group(1) if pix else "",
+                     audio_codec=audio, container=container)
+
+
+def _parse_rate(text: str) -> Fraction:
+    value = float(text[:-1]) * 1000 if text.endswith("k") else float(text)
+    # ffmpeg prints NTSC rates rounded (29.97); recover the exact 30000/1001 family.
+    for base in (24, 30, 48, 60, 120, 240):
+        ntsc = Fraction(base * 1000, 1001)
+        if abs(value - float(ntsc)) < 0.006:
+            return ntsc
+    return Fraction(text.rstrip("k")).limit_denominator(1000) * (1000 if text.endswith("k") else 1)
+
+
+_CAUSES = [
+    ("moov atom not found", "the MP4 index (moov atom) is missing: the file is probably truncated"),
+    ("Invalid data found when processing input", "ffmpeg does not recognise the data as a video format"),
+    ("Permission denied", "permission denied"),
+    ("No such file or directory", "no such file"),
+    ("could not find codec parameters", "the stream's codec parameters could not be read"),
+    ("End of file", "the file ends before any video data"),
+]
+
+
+def _plain_cause(report: str) -> str | None:
+    for needle, words in _CAUSES:
+        if needle.lower() in report.lower():
+            return words
+    return None
