@@ -192,3 +192,36 @@ def timeline(inputs, csv_path, model, every, sample_fps, min_face, smooth, no_sm
     single = _is_single_file(inputs) and out.suffix.lower() == ".csv"
     job_list = plan(found, out.parent if single else out, None, True, single_csv=out if single else None)
     _run(job_list, settings, sample_fps, jobs, overwrite, quiet, verbose)
+
+
+@main.command()
+@click.argument("model")
+@click.option("--data", required=True, type=click.Path(), help="fer2013.csv(.gz) or an image-folder tree.")
+@click.option("--split", default="PrivateTest", show_default=True,
+              help="Training, PublicTest, PrivateTest, or Test (image folders: PublicTest+PrivateTest mixed).")
+@click.option("--out", "out_dir", type=click.Path(), default=None,
+              help="Directory for confusion.csv and confusion.png [default: print only].")
+@click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
+def evaluate(model, data, split, out_dir, verbose):
+    """Accuracy, per-class precision/recall/F1, confusion matrix and crops/s of an ONNX MODEL on FER-2013."""
+    from pathlib import Path
+
+    from fervid.evaluate import crops_per_second, evaluate as run, format_report, write_confusion_csv
+
+    try:
+        scores, clf = run(model, data, split)
+        click.echo(format_report(scores, split, clf.info.name))
+        speed = {b: crops_per_second(clf, b, seconds=1.0) for b in (1, 64)}
+        click.echo("speed: " + ", ".join(f"{v:,.0f} crops/s at batch {b}" for b, v in speed.items()))
+        if out_dir:
+            from fervid.plots import confusion_png
+
+            out = Path(out_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            write_confusion_csv(out / "confusion.csv", scores)
+            confusion_png(out / "confusion.png", scores.confusion_normalised,
+                          f"{clf.info.name} on FER-2013 {split}: {scores.accuracy * 100:.1f}%")
+            click.echo(f"wrote {out / 'confusion.csv'} and {out / 'confusion.png'}")
+    except FervidError as err:
+        _fail(err, verbose)
+        sys.exit(EXIT_USAGE)

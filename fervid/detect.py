@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from fervid.assets import models_dir
 from fervid.errors import ModelError
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+MODELS_DIR = models_dir()
 DETECTOR_MODELS = {"full": "blaze_face_full_range.tflite", "short": "blaze_face_short_range.tflite"}
 
 

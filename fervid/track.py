@@ -24,8 +24,8 @@ def iou_distance_cost(tracks: np.ndarray, dets: np.ndarray) -> np.ndarray:
     iou = iou_matrix(tracks, dets)
     tc = (tracks[:, None, :2] + tracks[:, None, 2:]) / 2
     dc = (dets[None, :, :2] + dets[None, :, 2:]) / 2
-    size = np.sqrt((tracks[:, None, 2] - tracks[:, None, 0]) * (tracks[:, None, 3] - tracks[:, None, 1]))
-    dist = np.linalg.norm(tc - dc, axis=2) / np.maximum(size, 1e-6)
+    area = (tracks[:, None, 2] - tracks[:, None, 0]) * (tracks[:, None, 3] - tracks[:, None, 1])
+    dist = np.linalg.norm(tc - dc, axis=2) / np.sqrt(np.maximum(area, 1e-6))
     return np.where(iou > 0, 1 - iou, 1 + dist)
 
 
@@ -35,11 +35,13 @@ class Track:
     box: np.ndarray  # x0, y0, x1, y1 at last_time
     score: float
     last_time: float
-    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # of the centre, pixels per second
     hits: int = 1
 
     def predict(self, time_s: float) -> np.ndarray:
-        return self.box + self.velocity * (time_s - self.last_time)
+        """The last box moved at the centre's velocity; the size is kept, so a box never turns inside out."""
+        shift = self.velocity * (time_s - self.last_time)
+        return self.box + np.concatenate([shift, shift])
 
 
 @dataclass(frozen=True)
@@ -83,9 +85,13 @@ class Tracker:
             else:
                 dt = time_s - track.last_time
                 if dt > 0:
-                    v = (dets[i] - track.box) / dt
+                    v = (_centre(dets[i]) - _centre(track.box)) / dt
                     track.velocity = 0.5 * track.velocity + 0.5 * v if track.hits > 1 else v
                 track.box, track.score, track.last_time = dets[i], det.score, time_s
                 track.hits += 1
             out.append(TrackedFace(track.id, det))
         return out
+
+
+def _centre(box: np.ndarray) -> np.ndarray:
+    return (box[:2] + box[2:]) / 2

@@ -66,7 +66,7 @@ class Decoder:
     def command(self) -> list[str]:
         stream = ffmpeg.input(self.info.path, threads=self.threads)["v:0"]
         if self.every > 1:
-            stream = stream.filter("select", f"not(mod(n\\,{self.every}))")
+            stream = stream.filter("select", f"not(mod(n,{self.every}))")  # ffmpeg-python escapes the comma
         stream = stream.filter("showinfo", checksum=0)
         out = ffmpeg.output(stream, "pipe:", format="rawvideo", pix_fmt=self.pix_fmt, fps_mode="passthrough")
         return [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "info", *out.get_args()]

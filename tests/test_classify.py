@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+
+from fervid.classify import Classifier, resolve_model, square_crop
+from fervid.errors import ModelError
+from fervid.labels import EMOTIONS
+from fervid.smooth import EmaSmoother
+
+
+def test_square_crop_inside_and_at_the_edge():
+    gray = np.arange(100 * 120, dtype=np.uint32).reshape(100, 120).astype(np.uint8)
+    inside = square_crop(gray, (40, 30, 80, 70), 48, scale=1.0, shift_y=0.0)
+    assert inside.shape == (48, 48)
+    edge = square_crop(gray, (-20, -10, 30, 40), 48)
+    assert edge.shape == (48, 48)
+
+
+def test_shipped_default_model_honours_the_contract():
+    clf = Classifier()
+    x = np.random.default_rng(0).integers(0, 256, (5, clf.input_size, clf.input_size), dtype=np.uint8)
+    p = clf.predict(x)
+    assert p.shape == (5, 7) and p.dtype == np.float32
+    assert np.allclose(p.sum(1), 1, atol=1e-4) and (p >= 0).all()
+    assert clf.info.metadata["class_names"] == ",".join(EMOTIONS)
+    for key in ("input_size", "architecture", "parameters", "trained_on", "public_test_accuracy",
+                "private_test_accuracy", "command"):
+        assert key in clf.info.metadata
+    assert clf.predict(np.zeros((0, clf.input_size, clf.input_size), np.uint8)).shape == (0, 7)
+
+
+def _onnx_model(path, in_shape, out_classes):
+    import onnx
+    from onnx import TensorProto, helper
+
+    inp = helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", out_classes])
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [-1, out_classes])
+    flat = helper.make_node("Flatten", ["x"], ["f"])
+    w = helper.make_tensor("w", TensorProto.FLOAT, [int(np.prod(in_shape[1:])), out_classes],
+                           np.zeros(int(np.prod(in_shape[1:])) * out_classes, np.float32))
+    mm = helper.make_node("MatMul", ["f", "w"], ["m"])
+    rs = helper.make_node("Reshape", ["m", "shape"], ["r"])
+    sm = helper.make_node("Softmax", ["r"], ["y"], axis=1)
+    graph = helper.make_graph([flat, mm, rs, sm], "g", [inp], [out], [shape, w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_model_breaking_the_contract_is_refused_with_the_contract(tmp_path):
+    pytest.importorskip("onnx")
+    rgb = _onnx_model(tmp_path / "rgb.onnx", ["N", 3, 48, 48], 7)
+    with pytest.raises(ModelError, match=r"expects one float32 input \[N,1,S,S\]"):
+        Classifier(str(rgb))
+    five = _onnx_model(tmp_path / "five.onnx", ["N", 1, 48, 48], 5)
+    with pytest.raises(ModelError, match=r"output shape"):
+        Classifier(str(five))
+    ok = Classifier(str(_onnx_model(tmp_path / "ok.onnx", ["N", 1, 64, 64], 7)))
+    assert ok.input_size == 64
+
+
+def test_not_onnx_and_missing_model(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_text("this is not a model")
+    with pytest.raises(ModelError, match="not a loadable ONNX model"):
+        Classifier(str(bad))
+    with pytest.raises(ModelError, match="model not found"):
+        resolve_model("no_such_model")
+
+
+def test_smoother_works_in_seconds():
+    a, b = np.eye(7)[0], np.eye(7)[3]
+    for rate in (10, 60):  # the same tau gives the same result at any frame rate
+        s = EmaSmoother(tau=0.5)
+        s.update(1, a, 0.0)
+        out = None
+        for i in range(1, rate // 2 + 1):
+            out = s.update(1, b, i / rate)
+        assert out[3] == pytest.approx(1 - np.exp(-1), abs=1e-9)
+        assert out.sum() == pytest.approx(1)
+    raw = EmaSmoother(tau=0)
+    raw.update(1, a, 0)
+    assert (raw.update(1, b, 0.1) == b).all()

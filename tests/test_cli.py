@@ -1,0 +1,141 @@
+"""End to end through the command line, on generated videos and the shipped example."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from conftest import EXAMPLE_VIDEO, ffmpeg, make_face_video, make_video
+from fervid.cli import main
+from fervid.labels import EMOTIONS
+from fervid.video.decode import open_video
+from fervid.video.probe import probe
+from fervid.writers import TIMELINE_COLUMNS
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_version_and_help():
+    assert run("--version").output.startswith("fervid, version")
+    out = run("timeline", "--help").output
+    assert "--csv" in out and "angry, disgust" in out
+
+
+def test_annotate_example_keeps_frames_timing_and_audio(tmp_path):
+    out = tmp_path / "annotated.mp4"
+    res = run("annotate", EXAMPLE_VIDEO, "-o", out, "-q")
+    assert res.exit_code == 0, res.output
+    src, dst = probe(EXAMPLE_VIDEO), probe(out)
+    assert dst.audio_codec == "aac" and dst.codec == "h264"
+    assert dst.duration == pytest.approx(src.duration, abs=0.05)
+    src_t = [f.time_s for f in open_video(EXAMPLE_VIDEO, pix_fmt="gray")[1]]
+    dst_t = [f.time_s for f in open_video(out, pix_fmt="gray")[1]]
+    assert len(dst_t) == len(src_t)
+    assert np.allclose(dst_t, src_t, atol=0.03)
+    assert (tmp_path / "annotated.json").is_file()
+    assert not list(tmp_path.glob(".*part*"))
+
+
+def test_timeline_csv_columns_types_and_ids(tmp_path, two_face_video):
+    csv = tmp_path / "t.csv"
+    res = run("timeline", two_face_video, "--csv", csv, "-q")
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(csv)
+    assert list(df.columns) == list(TIMELINE_COLUMNS)
+    assert df.frame.dtype.kind == "i" and df.face_id.dtype.kind == "i" and df.time_s.dtype.kind == "f"
+    assert df.face_id.nunique() == 2
+    assert (df.groupby("frame").size() == 2).mean() > 0.9
+    assert np.allclose(df[list(EMOTIONS)].sum(axis=1), 1, atol=1e-3)
+    assert set(df.emotion) <= set(EMOTIONS)
+    left = df[df.x < 180].face_id.unique()
+    assert len(left) == 1  # the left face keeps one ID
+    summary = pd.read_csv(tmp_path / "t.summary.csv")
+    assert sorted(summary.face_id) == sorted(df.face_id.unique())
+    meta = json.loads((tmp_path / "t.json").read_text())
+    assert len(meta["model"]["sha256"]) == 64 and meta["complete"] is True
+    assert meta["input"]["width"] == 384 and meta["smoothing"]["tau_s"] == 0.3
+
+
+def test_timeline_without_csv_prints_summary(face_video):
+    res = run("timeline", face_video, "-q")
+    assert res.exit_code == 0
+    assert "dominant" in res.output and "1 faces" in res.output
+
+
+def test_sampling_every_n(tmp_path, face_video):
+    csv = tmp_path / "t.csv"
+    assert run("timeline", face_video, "--csv", csv, "--every", "5", "-q").exit_code == 0
+    df = pd.read_csv(csv)
+    assert len(df) == 10 and (df.frame % 5 == 0).all()
+
+
+def test_rotated_video_gives_upright_boxes(tmp_path):
+    upright = make_face_video(tmp_path / "upright.mp4", seconds=1)
+    sideways = tmp_path / "sideways.mp4"
+    # Store the frames turned 90 degrees clockwise, with a display matrix that turns them back.
+    ffmpeg("-i", str(upright), "-vf", "transpose=1", "-c:v", "libx264", "-preset", "ultrafast",
+           "-metadata:s:v:0", "rotate=0", str(tmp_path / "raw.mp4"))
+    ffmpeg("-display_rotation", "90", "-i", str(tmp_path / "raw.mp4"), "-c", "copy", str(sideways))
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert run("timeline", upright, "--csv", a, "-q").exit_code == 0
+    assert run("timeline", sideways, "--csv", b, "-q").exit_code == 0
+    da, db = pd.read_csv(a), pd.read_csv(b)
+    assert probe(sideways).rotation in (90, 270)
+    assert len(db) > 0
+    assert abs(da.x.median() - db.x.median()) < 8 and abs(da.y.median() - db.y.median()) < 8
+    assert (db.h / db.w).median() == pytest.approx((da.h / da.w).median(), abs=0.1)
+
+
+def test_batch_goes_on_past_bad_files_and_resumes(tmp_path, face_video):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    (src / "good.mp4").write_bytes(face_video.read_bytes())
+    (src / "sub" / "nested good.mp4").write_bytes(face_video.read_bytes())
+    (src / "empty.mp4").write_bytes(b"")
+    (src / "text.mp4").write_text("not a video\n" * 10)
+    out = tmp_path / "out"
+    res = run("timeline", src, "--csv", out, "-r", "-q")
+    assert res.exit_code == 1
+    assert "2 done" in res.output and "2 failed" in res.output
+    assert "empty.mp4: the file is empty" in res.output
+    assert "text.mp4: not a readable video" in res.output
+    assert (out / "good.csv").is_file() and (out / "sub" / "nested good.csv").is_file()
+    res = run("timeline", src, "--csv", out, "-r", "-q")
+    assert "2 skipped" in res.output and res.exit_code == 1
+
+
+def test_output_equal_to_input_is_refused(tmp_path, face_video):
+    target = tmp_path / "v.mp4"
+    target.write_bytes(face_video.read_bytes())
+    before = target.read_bytes()
+    res = run("annotate", target, "-o", target, "-q")
+    assert res.exit_code == 1 and "overwrite the input" in res.output
+    assert target.read_bytes() == before
+
+
+def test_bad_model_is_a_usage_error(tmp_path, face_video):
+    res = run("timeline", face_video, "--model", "no_such_model", "-q")
+    assert res.exit_code == 2 and "model not found" in res.output
+
+
+def test_video_without_faces(tmp_path):
+    v = make_video(tmp_path / "noface.mp4", seconds=0.5)
+    csv = tmp_path / "n.csv"
+    assert run("timeline", v, "--csv", csv, "-q").exit_code == 0
+    df = pd.read_csv(csv)
+    assert len(df) == 0 and list(df.columns) == list(TIMELINE_COLUMNS)
+
+
+def test_python_api_matches_cli(tmp_path, face_video):
+    import fervid
+
+    df = fervid.analyze(face_video)
+    csv = tmp_path / "t.csv"
+    run("timeline", face_video, "--csv", csv, "-q")
+    cli = pd.read_csv(csv)
+    assert len(df) == len(cli)
+    assert np.allclose(df.happy.to_numpy(), cli.happy.to_numpy(), atol=1e-4)

@@ -1,0 +1,116 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from conftest import EXAMPLE_IMAGE
+from fervid.detect import Detection, DetectorSettings, FaceDetector, nms, tile_grid, tiles
+from fervid.shots import ShotCutDetector
+from fervid.track import Tracker
+
+
+def test_tile_grid_auto_scales_with_frame_size():
+    assert tile_grid(640, 360, "auto") == (1, 1)
+    assert tile_grid(1920, 1080, "auto") == (4, 2)
+    assert tile_grid(1080, 1920, "auto") == (2, 4)
+    assert tile_grid(1920, 1080, "off") == (1, 1)
+    assert tile_grid(1920, 1080, "3x2") == (3, 2)
+
+
+def test_tiles_cover_frame_with_overlap():
+    ts = tiles(1920, 1080, 4, 2, 0.25)
+    assert len(ts) == 8
+    cover = np.zeros((1080, 1920), bool)
+    for x0, y0, x1, y1 in ts:
+        cover[y0:y1, x0:x1] = True
+    assert cover.all()
+    assert ts[0][2] > ts[1][0]  # neighbours overlap
+
+
+def test_nms_merges_duplicates_and_nested_boxes():
+    a = Detection(10, 10, 50, 50, 0.9)
+    b = Detection(12, 11, 50, 50, 0.8)  # same face from another tile
+    c = Detection(20, 20, 20, 20, 0.7)  # inside a
+    d = Detection(200, 10, 50, 50, 0.6)
+    assert nms([b, c, a, d], 0.3) == [a, d]
+
+
+def test_detector_finds_the_example_face():
+    import cv2
+
+    rgb = cv2.cvtColor(cv2.imread(str(EXAMPLE_IMAGE)), cv2.COLOR_BGR2RGB)
+    det = FaceDetector(DetectorSettings())
+    try:
+        faces = det.detect(rgb)
+    finally:
+        det.close()
+    assert len(faces) == 1
+    f = faces[0]
+    assert 150 < f.x + f.w / 2 < 260 and 40 < f.y + f.h / 2 < 160  # her face, upper middle of the portrait
+
+
+def test_tracker_keeps_ids_through_motion_and_dropouts():
+    tr = Tracker(max_age=1.0)
+    ids = []
+    for i in range(10):
+        dets = [Detection(100 + 5 * i, 100, 50, 50, 0.9), Detection(400 - 5 * i, 120, 60, 60, 0.9)]
+        if i == 4:
+            dets = dets[:1]  # the second face is missed once
+        ids.append({round(t.detection.x): t.face_id for t in tr.update(dets, i * 0.2)})
+    first = [next(v for k, v in d.items() if k < 250) for d in ids]
+    assert len(set(first)) == 1
+    second = {v for d in ids for k, v in d.items() if k >= 250}
+    assert len(second) == 1 and second != set(first)
+
+
+def test_tracker_reset_gives_new_ids():
+    tr = Tracker()
+    a = tr.update([Detection(10, 10, 40, 40, 0.9)], 0.0)[0].face_id
+    tr.reset()
+    b = tr.update([Detection(10, 10, 40, 40, 0.9)], 0.04)[0].face_id
+    assert a != b
+
+
+def test_tracker_takes_a_cost_strategy():
+    calls = []
+
+    def always_far(tracks, dets):
+        calls.append(1)
+        return np.full((len(tracks), len(dets)), 99.0)
+
+    tr = Tracker(cost=always_far)
+    a = tr.update([Detection(10, 10, 40, 40, 0.9)], 0.0)[0].face_id
+    b = tr.update([Detection(10, 10, 40, 40, 0.9)], 0.1)[0].face_id
+    assert calls and a != b
+
+
+boxes = st.lists(st.tuples(st.floats(0, 1000), st.floats(0, 1000), st.floats(2, 200), st.floats(2, 200),
+                           st.floats(0.01, 1)), max_size=8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(boxes, min_size=1, max_size=15))
+def test_tracker_invariants(frames):
+    tr = Tracker()
+    seen_ids = set()
+    last_max = 0
+    for i, frame in enumerate(frames):
+        dets = [Detection(*b) for b in frame]
+        out = tr.update(dets, i * 0.2)
+        assert len(out) == len(dets)  # no detection lost
+        ids = [o.face_id for o in out]
+        assert len(ids) == len(set(ids))  # unique within a frame
+        assert [o.detection for o in out] == dets  # order and content kept
+        new = set(ids) - seen_ids
+        assert all(n > last_max for n in new)  # new IDs are fresh, never reused
+        seen_ids |= set(ids)
+        last_max = max(seen_ids, default=0)
+
+
+def test_shot_cut_detector():
+    a = np.tile(np.linspace(0, 255, 160, dtype=np.uint8), (90, 1))  # dark left, bright right
+    b = a[:, ::-1].copy()  # the opposite picture
+    cuts = ShotCutDetector()
+    assert not cuts.update(a)
+    assert not cuts.update(a)
+    assert not cuts.update(np.clip(a.astype(int) + 30, 0, 255).astype(np.uint8))  # brightness change only
+    assert cuts.update(b)

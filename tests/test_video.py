@@ -1,0 +1,136 @@
+"""Probe, decode and encode on clips generated with ffmpeg: odd sizes, rotation tags, variable frame rate, audio."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from conftest import ffmpeg, make_video
+from fervid.errors import VideoError
+from fervid.video.decode import Decoder, open_video
+from fervid.video.encode import Encoder
+from fervid.video.probe import parse_report, probe
+
+
+def test_probe_plain_clip(tmp_path):
+    info = probe(make_video(tmp_path / "a.mp4", size="160x120", rate="25", seconds=1, audio=True))
+    assert (info.width, info.height, info.rotation) == (160, 120, 0)
+    assert info.fps == Fraction(25)
+    assert info.audio_codec == "aac"
+    assert info.duration == pytest.approx(1.0, abs=0.1)
+
+
+def test_probe_ntsc_rate_is_exact(tmp_path):
+    info = probe(make_video(tmp_path / "a.mp4", rate="30000/1001", seconds=0.5))
+    assert info.fps == Fraction(30000, 1001)
+
+
+@pytest.mark.parametrize("rotate, upright", [(90, (120, 160)), (180, (160, 120)), (270, (120, 160))])
+def test_rotation_tag_gives_upright_frames(tmp_path, rotate, upright):
+    src = make_video(tmp_path / "a.mp4", size="160x120", seconds=0.4)
+    tagged = tmp_path / f"r{rotate}.mp4"
+    ffmpeg("-display_rotation", str(rotate), "-i", str(src), "-c", "copy", str(tagged))
+    info, dec = open_video(tagged)
+    assert (info.width, info.height) == upright
+    frames = list(dec)
+    assert frames and frames[0].image.shape[:2] == (upright[1], upright[0])
+
+
+def test_odd_size_decodes(tmp_path):
+    src = make_video(tmp_path / "odd.mkv", seconds=0.4, vf="scale=161:121", extra=["-pix_fmt", "yuv444p"])
+    info, dec = open_video(src)
+    frames = list(dec)
+    assert (info.width, info.height) == (161, 121)
+    assert len(frames) == 10 and frames[0].image.shape == (121, 161, 3)
+
+
+def vfr_clip(tmp_path):
+    """Frames at 0, 0.05, 0.2, 0.45, 0.8, 1.25 s: gaps that keep growing, kept by the MKV container."""
+    src = make_video(tmp_path / "cfr.mkv", rate="20", seconds=0.3)
+    out = tmp_path / "vfr.mkv"
+    ffmpeg("-i", str(src), "-vf", "setpts=0.05*N*N/TB", "-fps_mode", "passthrough",
+           "-c:v", "libx264", "-preset", "ultrafast", str(out))
+    return out
+
+
+def test_variable_frame_rate_times_come_from_the_stream(tmp_path):
+    info, dec = open_video(vfr_clip(tmp_path))
+    times = [f.time_s for f in dec]
+    assert np.allclose(times, [0, 0.05, 0.2, 0.45, 0.8, 1.25], atol=0.002)
+
+
+def test_sampling_keeps_original_indices_and_times(tmp_path):
+    info = probe(make_video(tmp_path / "a.mp4", rate="25", seconds=1))
+    frames = list(Decoder(info, every=5))
+    assert [f.index for f in frames] == [0, 5, 10, 15, 20]
+    assert [round(f.time_s, 3) for f in frames] == [0.0, 0.2, 0.4, 0.6, 0.8]
+
+
+def test_encode_round_trip_keeps_count_times_and_audio(tmp_path):
+    src = make_video(tmp_path / "a.mp4", rate="30000/1001", seconds=1.0, audio=True)
+    info, dec = open_video(src)
+    enc = Encoder(tmp_path / "out.mp4", info)
+    times = []
+    for f in dec:
+        enc.write(f.image, f.time_s)
+        times.append(f.time_s)
+    enc.close()
+    out_info, out_dec = open_video(tmp_path / "out.mp4")
+    out_times = [f.time_s for f in out_dec]
+    assert len(out_times) == len(times)
+    assert np.abs(np.array(out_times) - np.array(times)).max() < 0.02
+    assert out_info.audio_codec == "aac"
+    assert out_info.duration == pytest.approx(info.duration, abs=0.05)
+
+
+def test_encode_variable_frame_rate_keeps_each_time(tmp_path):
+    info, dec = open_video(vfr_clip(tmp_path))
+    enc = Encoder(tmp_path / "out.mp4", info)
+    times = []
+    for f in dec:
+        enc.write(f.image, f.time_s)
+        times.append(f.time_s)
+    enc.close()
+    out = [f.time_s for f in open_video(tmp_path / "out.mp4")[1]]
+    assert np.allclose(out, times, atol=0.002)
+
+
+def test_encode_odd_size_is_padded_to_even(tmp_path):
+    src = make_video(tmp_path / "odd.mkv", seconds=0.2, vf="scale=161:121", extra=["-pix_fmt", "yuv444p"])
+    info, dec = open_video(src)
+    enc = Encoder(tmp_path / "out.mp4", info)
+    for f in dec:
+        enc.write(f.image, f.time_s)
+    enc.close()
+    assert (probe(tmp_path / "out.mp4").width, probe(tmp_path / "out.mp4").height) == (162, 122)
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"", "empty"),
+    (b"hello, this is text\n" * 20, "not a readable video"),
+])
+def test_not_a_video(tmp_path, content, words):
+    p = tmp_path / "x.mp4"
+    p.write_bytes(content)
+    with pytest.raises(VideoError, match=words):
+        probe(p)
+
+
+def test_audio_only_file_is_named_as_such(tmp_path):
+    p = tmp_path / "sound.mp4"
+    ffmpeg("-f", "lavfi", "-i", "sine=duration=0.5", "-c:a", "aac", str(p))
+    with pytest.raises(VideoError, match="audio but no video"):
+        probe(p)
+
+
+def test_parse_report_reads_rotation_and_audio():
+    report = """Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'x.mov':
+  Duration: 00:00:11.73, start: 0.000000, bitrate: 893 kb/s
+  Stream #0:0[0x1]: Video: h264 (High) (avc1 / 0x31637661), yuv420p(tv, bt709, progressive), 1280x720 [SAR 1:1 DAR 16:9], 890 kb/s, 29.97 fps, 29.97 tbr, 15360 tbn (default)
+      Side data:
+        Display Matrix: rotation of -90.00 degrees
+  Stream #0:1[0x2](und): Audio: aac (LC) (mp4a / 0x6134706D), 44100 Hz, stereo, fltp, 128 kb/s
+"""
+    info = parse_report(report, "x.mov")
+    assert (info.width, info.height, info.rotation) == (720, 1280, 270)
+    assert info.fps == Fraction(30000, 1001) and info.audio_codec == "aac" and info.pix_fmt == "yuv420p"
