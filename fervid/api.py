@@ -23,7 +23,7 @@ def analyze(path: str | Path, *, model: str | None = None, every: int = 1, fps: 
     info = probe(path)
     settings = Settings(model=model, detector=DetectorSettings(tiles=tiles), detect_every=detect_every,
                         min_face=min_face, smooth=smooth, device=device)
-    decoder = Decoder(info, every=fps_to_every(float(info.fps), fps, every))
+    decoder = Decoder(info, pix_fmt="yuv420p", every=fps_to_every(float(info.fps), fps, every))
     analyzer = Analyzer(settings)
     rows = []
     try:

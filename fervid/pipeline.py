@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
-import cv2
 import numpy as np
 
 from fervid.classify import Classifier, square_crop
@@ -91,7 +90,7 @@ class Analyzer:
             if frame.index % every:
                 pending.append((frame, None))
                 continue
-            gray = _gray(frame.image)
+            gray = frame.gray()
             if self.cuts.update(gray) and prev is not None:
                 yield from self._flush(prev, pending)  # close the old shot on its own last frame
                 pending, prev = [], None
@@ -114,9 +113,7 @@ class Analyzer:
             yield frame, None
 
     def _key(self, frame: Frame, gray: np.ndarray) -> _Key:
-        rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB) if frame.image.ndim == 3 else \
-            cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
-        dets = [d for d in self.detector.detect(rgb) if min(d.w, d.h) >= self.settings.min_face]
+        dets = [d for d in self.detector.detect(frame.rgb()) if min(d.w, d.h) >= self.settings.min_face]
         faces = {t.face_id: (np.array(t.detection.xyxy), t.detection.score)
                  for t in self.tracker.update(dets, frame.time_s)}
         # Carry a face the detector just missed, for a short while, at its predicted place.
@@ -164,7 +161,3 @@ class Analyzer:
 
     def close(self) -> None:
         self.detector.close()
-
-
-def _gray(image: np.ndarray) -> np.ndarray:
-    return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)

@@ -65,7 +65,7 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, sample_f
     # Timeline only: ffmpeg drops the unsampled frames before the pipe. Annotating needs them all.
     from fervid.video.decode import Decoder
 
-    decoder = Decoder(info, every=1 if outputs.video else every)
+    decoder = Decoder(info, pix_fmt="bgr24" if outputs.video else "yuv420p", every=1 if outputs.video else every)
     analyzer_every = every if outputs.video else 1
     result = FileResult(str(src))
     temps = {p: _part_name(p, str(os.getpid())) for p in outputs.paths()}
@@ -93,7 +93,7 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, sample_f
                         timeline.write(faces)
                     result.rows += len(faces)
                 if encoder:
-                    encoder.write(draw_faces(frame.image, last), frame.time_s)
+                    encoder.write(draw_faces(frame.bgr(), last), frame.time_s)
                 bar.update(1 if not decoder.every > 1 else decoder.every)
             result.frames = decoder.report.frames
             if result.frames == 0:

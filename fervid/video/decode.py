@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+import cv2
 import ffmpeg
 import numpy as np
 
@@ -25,16 +26,43 @@ from fervid.video.probe import VideoInfo, ffmpeg_exe
 _SHOWINFO = re.compile(r"\] n:\s*(\d+) pts:\s*(-?\d+|NOPTS) pts_time:(\S+)")
 _DAMAGE = ("error while decoding", "invalid data", "corrupt", "missing picture", "concealing", "partial file",
            "truncat", "invalid nal", "no frame", "error splitting", "end of file", "moov atom not found")
-CHANNELS = {"gray": 1, "bgr24": 3, "rgb24": 3}
+CHANNELS = {"gray": 1, "bgr24": 3, "yuv420p": 1.5}
+_END = object()
 
 
 @dataclass
 class Frame:
-    """One decoded frame: its index in the stream, its presentation time, and the pixels (upright)."""
+    """One decoded frame: its index in the stream, its presentation time, and the pixels (upright).
+
+    ``image`` is in the decoder's pixel format: BGR ``[h,w,3]``, grey ``[h,w]``, or I420 planes
+    ``[H*3/2, W]`` (W, H rounded up to even); :meth:`gray`, :meth:`bgr` and :meth:`rgb` convert.
+    """
 
     index: int
     time_s: float
     image: np.ndarray
+    width: int = 0
+    height: int = 0
+
+    def gray(self) -> np.ndarray:
+        if self.image.ndim == 2 and self.image.shape[0] != self.height:  # I420: the Y plane is the grey picture
+            return self.image[: self.height, : self.width]
+        return self.image if self.image.ndim == 2 else cv2.cvtColor(self.image, cv2.COLOR_BGR2GRAY)
+
+    def rgb(self) -> np.ndarray:
+        return self._convert(cv2.COLOR_YUV2RGB_I420, cv2.COLOR_BGR2RGB, cv2.COLOR_GRAY2RGB)
+
+    def bgr(self) -> np.ndarray:
+        if self.image.ndim == 3:
+            return self.image
+        return self._convert(cv2.COLOR_YUV2BGR_I420, None, cv2.COLOR_GRAY2BGR)
+
+    def _convert(self, from_i420: int, from_bgr: int | None, from_gray: int) -> np.ndarray:
+        if self.image.ndim == 3:
+            return cv2.cvtColor(self.image, from_bgr)
+        if self.image.shape[0] != self.height:
+            return cv2.cvtColor(self.image, from_i420)[: self.height, : self.width]
+        return cv2.cvtColor(self.image, from_gray)
 
 
 @dataclass
@@ -55,39 +83,76 @@ class DecodeReport:
 
 
 class Decoder:
-    """Iterate :class:`Frame` objects; ``every`` keeps one frame in N (times stay those of the kept frames)."""
+    """Iterate :class:`Frame` objects; ``every`` keeps one frame in N (times stay those of the kept frames).
 
-    def __init__(self, info: VideoInfo, pix_fmt: str = "bgr24", every: int = 1, threads: int = 0):
+    A reader thread drains ffmpeg's pipe into a small queue: without it ffmpeg would stall on the
+    pipe (64 KiB) whenever the consumer is busy, and decoding would not overlap with analysis.
+    ``yuv420p`` is the cheapest format: the grey picture is free and colour is made only when needed.
+    """
+
+    def __init__(self, info: VideoInfo, pix_fmt: str = "bgr24", every: int = 1, threads: int = 0, prefetch: int = 8):
         if pix_fmt not in CHANNELS:
             raise ValueError(f"unsupported pixel format {pix_fmt}")
         self.info, self.pix_fmt, self.every, self.threads = info, pix_fmt, max(1, every), threads
+        self.prefetch = prefetch
         self.report = DecodeReport()
 
     def command(self) -> list[str]:
         stream = ffmpeg.input(self.info.path, threads=self.threads)["v:0"]
         if self.every > 1:
             stream = stream.filter("select", f"not(mod(n,{self.every}))")  # ffmpeg-python escapes the comma
+        if self.pix_fmt == "yuv420p":
+            stream = stream.filter("pad", "ceil(iw/2)*2", "ceil(ih/2)*2")
         stream = stream.filter("showinfo", checksum=0)
         out = ffmpeg.output(stream, "pipe:", format="rawvideo", pix_fmt=self.pix_fmt, fps_mode="passthrough")
         return [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "info", *out.get_args()]
 
+    def _shape(self) -> tuple[int, ...]:
+        w, h = self.info.width, self.info.height
+        if self.pix_fmt == "yuv420p":
+            return ((h + 1) // 2 * 3, (w + 1) // 2 * 2)
+        return (h, w) if self.pix_fmt == "gray" else (h, w, 3)
+
     def __iter__(self) -> Iterator[Frame]:
-        w, h, c = self.info.width, self.info.height, CHANNELS[self.pix_fmt]
-        shape = (h, w) if c == 1 else (h, w, c)
-        nbytes = w * h * c
         proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, bufsize=0)
         times: queue.Queue = queue.Queue()
-        reader = threading.Thread(target=self._read_stderr, args=(proc.stderr, times), daemon=True)
-        reader.start()
-        index, finished, last_t = 0, False, None
-        step = 1.0 / float(self.info.fps) if self.info.fps else 0.0
+        frames: queue.Queue = queue.Queue(maxsize=self.prefetch)
+        stop = threading.Event()
+        threads = [threading.Thread(target=self._read_stderr, args=(proc.stderr, times), daemon=True),
+                   threading.Thread(target=self._read_frames, args=(proc.stdout, times, frames, stop), daemon=True)]
+        for t in threads:
+            t.start()
+        finished = False
         try:
             while True:
+                frame = frames.get()
+                if frame is _END:
+                    break
+                self.report.frames = frame.index // self.every + 1
+                yield frame
+            finished = True
+        finally:
+            stop.set()
+            if not finished and proc.poll() is None:
+                proc.kill()  # the consumer stopped early
+            while not frames.empty():
+                frames.get_nowait()
+            self.report.returncode = proc.wait()
+            for t in threads:
+                t.join(timeout=5)
+
+    def _read_frames(self, pipe, times: queue.Queue, frames: queue.Queue, stop: threading.Event) -> None:
+        shape = self._shape()
+        nbytes = int(np.prod(shape))
+        step = 1.0 / float(self.info.fps) if self.info.fps else 0.0
+        index, last_t = 0, None
+        try:
+            while not stop.is_set():
                 buf = bytearray(nbytes)
                 view, got = memoryview(buf), 0
                 while got < nbytes:
-                    n = proc.stdout.readinto(view[got:])
+                    n = pipe.readinto(view[got:])
                     if not n:
                         break
                     got += n
@@ -99,16 +164,25 @@ class Decoder:
                 if t != t:  # NOPTS: continue from the previous frame at the nominal rate
                     t = 0.0 if last_t is None else last_t + step
                 last_t = t
-                self.report.frames = index + 1
-                yield Frame(index * self.every, t, np.frombuffer(buf, np.uint8).reshape(shape))
+                frame = Frame(index * self.every, t, np.frombuffer(buf, np.uint8).reshape(shape),
+                              self.info.width, self.info.height)
+                while not stop.is_set():
+                    try:
+                        frames.put(frame, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
                 index += 1
-            finished = True
+        except (OSError, ValueError, queue.Empty):
+            pass
         finally:
-            if not finished and proc.poll() is None:
-                proc.kill()  # the consumer stopped early
-            proc.stdout.close()
-            self.report.returncode = proc.wait()
-            reader.join(timeout=5)
+            pipe.close()
+            while not stop.is_set():
+                try:
+                    frames.put(_END, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
 
     def _read_stderr(self, pipe, times: queue.Queue) -> None:
         tail: deque = deque(maxlen=20)

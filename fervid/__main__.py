@@ -1,0 +1,5 @@
+"""python -m fervid"""
+
+from fervid.cli import main
+
+main()
