@@ -14,10 +14,11 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from fervid.classify import Classifier, square_crop
-from fervid.detect import DetectorSettings, FaceDetector
+from fervid.detect import DetectorSettings, FaceDetector, iou_matrix
 from fervid.labels import EMOTIONS
 from fervid.shots import ShotCutDetector
 from fervid.smooth import EmaSmoother
+from fervid.timing import StageTimes
 from fervid.track import Tracker
 from fervid.video.decode import Frame
 
@@ -78,6 +79,7 @@ class Analyzer:
         self.tracker = Tracker(max_age=max(1.5, settings.coast))
         self.smoother = EmaSmoother(settings.smooth)
         self.cuts = ShotCutDetector()
+        self.times = StageTimes()
 
     def run(self, frames: Iterable[Frame], fps: float, every: int = 1
             ) -> Iterator[tuple[Frame, list[FaceResult] | None]]:
@@ -91,7 +93,9 @@ class Analyzer:
                 pending.append((frame, None))
                 continue
             gray = frame.gray()
-            if self.cuts.update(gray) and prev is not None:
+            with self.times.time("shot cuts"):
+                cut = self.cuts.update(gray)
+            if cut and prev is not None:
                 yield from self._flush(prev, pending)  # close the old shot on its own last frame
                 pending, prev = [], None
                 self.tracker.reset()
@@ -113,13 +117,19 @@ class Analyzer:
             yield frame, None
 
     def _key(self, frame: Frame, gray: np.ndarray) -> _Key:
-        dets = [d for d in self.detector.detect(frame.rgb()) if min(d.w, d.h) >= self.settings.min_face]
-        faces = {t.face_id: (np.array(t.detection.xyxy), t.detection.score)
-                 for t in self.tracker.update(dets, frame.time_s)}
-        # Carry a face the detector just missed, for a short while, at its predicted place.
+        with self.times.time("detect"):
+            dets = [d for d in self.detector.detect(frame.rgb()) if min(d.w, d.h) >= self.settings.min_face]
+        with self.times.time("track"):
+            tracked = self.tracker.update(dets, frame.time_s)
+        faces = {t.face_id: (np.array(t.detection.xyxy), t.detection.score) for t in tracked}
+        # Carry a face the detector just missed, for a short while, at its predicted place,
+        # unless a detected face already stands there (then the track has simply lost it).
+        detected = np.array([box for box, _ in faces.values()]).reshape(-1, 4)
         for track in self.tracker.tracks:
             if track.id not in faces and 0 < frame.time_s - track.last_time <= self.settings.coast:
-                faces[track.id] = (track.predict(frame.time_s), float("nan"))
+                box = track.predict(frame.time_s)
+                if not len(detected) or iou_matrix(box[None], detected).max() < 0.2:
+                    faces[track.id] = (box, float("nan"))
         return _Key(frame, gray, faces)
 
     def _resolve(self, prev: _Key | None, between: list[tuple[Frame, np.ndarray]], key: _Key):
@@ -144,8 +154,10 @@ class Analyzer:
             plan.append((frame, gray, faces))
         plan.append((key.frame, key.gray, [(fid, box, s) for fid, (box, s) in sorted(key.faces.items())]))
         size = self.classifier.input_size
-        crops = [square_crop(gray, tuple(box), size) for _, gray, faces in plan if faces for _, box, _ in faces]
-        probs = self.classifier.predict(np.stack(crops)) if crops else np.zeros((0, 7), np.float32)
+        with self.times.time("crop"):
+            crops = [square_crop(gray, tuple(box), size) for _, gray, faces in plan if faces for _, box, _ in faces]
+        with self.times.time("classify"):
+            probs = self.classifier.predict(np.stack(crops)) if crops else np.zeros((0, 7), np.float32)
         i = 0
         for frame, _, faces in plan:
             if faces is None:

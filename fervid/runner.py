@@ -46,6 +46,7 @@ class FileResult:
     seconds: float = 0.0
     warning: str | None = None
     summary: list[dict] = field(default_factory=list)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def fps_to_every(source_fps: float, fps: float | None, every: int) -> int:
@@ -90,10 +91,14 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, sample_f
                     last = faces
                     summary.add_frame(frame.time_s, faces)
                     if timeline:
-                        timeline.write(faces)
+                        with analyzer.times.time("write"):
+                            timeline.write(faces)
                     result.rows += len(faces)
                 if encoder:
-                    encoder.write(draw_faces(frame.bgr(), last), frame.time_s)
+                    with analyzer.times.time("draw"):
+                        image = draw_faces(frame.bgr(), last)
+                    with analyzer.times.time("encode"):
+                        encoder.write(image, frame.time_s)
                 bar.update(1 if not decoder.every > 1 else decoder.every)
             result.frames = decoder.report.frames
             if result.frames == 0:
@@ -101,8 +106,11 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, sample_f
             if decoder.report.damaged:
                 result.warning = f"{src}: {decoder.report.summary()}; results cover only what was decoded"
             if encoder:
-                encoder.close()
+                with analyzer.times.time("encode"):
+                    encoder.close()
                 encoder = None
+            analyzer.times.add("decode (waiting)", decoder.wait_s)
+            result.stage_seconds = analyzer.times.as_dict()
             step = decoder.every / float(info.fps) if info.fps else 0.0
             result.summary = summary_rows(src.name, summary.finish(step))
             result.faces = len(result.summary)
@@ -144,6 +152,7 @@ def _provenance(src, info, settings, analyzer, result, every, outputs) -> dict:
         "complete": result.warning is None,
         "warning": result.warning,
         "seconds": round(result.seconds, 2),
+        "stage_seconds": result.stage_seconds,
         "outputs": {k: str(v) for k, v in outputs.__dict__.items() if v is not None},
     }
 

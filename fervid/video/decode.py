@@ -11,6 +11,7 @@ import queue
 import re
 import subprocess
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +97,7 @@ class Decoder:
         self.info, self.pix_fmt, self.every, self.threads = info, pix_fmt, max(1, every), threads
         self.prefetch = prefetch
         self.report = DecodeReport()
+        self.wait_s = 0.0  # time the consumer spent waiting for ffmpeg: decoding that did not overlap
 
     def command(self) -> list[str]:
         stream = ffmpeg.input(self.info.path, threads=self.threads)["v:0"]
@@ -126,7 +128,9 @@ class Decoder:
         finished = False
         try:
             while True:
+                t0 = time.perf_counter()
                 frame = frames.get()
+                self.wait_s += time.perf_counter() - t0
                 if frame is _END:
                     break
                 self.report.frames = frame.index // self.every + 1
