@@ -86,7 +86,9 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, sample_f
             bar = stack.enter_context(tqdm(total=info.estimated_frames, unit="frame", desc=src.name[:30],
                                            disable=not progress, leave=False, dynamic_ncols=True))
             last: list = []
+            last_time = None
             for frame, faces in analyzer.run(decoder, float(info.fps) / decoder.every, analyzer_every):
+                last_time = frame.time_s
                 if faces is not None:
                     last = faces
                     summary.add_frame(frame.time_s, faces)
@@ -100,11 +102,14 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, sample_f
                     with analyzer.times.time("encode"):
                         encoder.write(image, frame.time_s)
                 bar.update(1 if not decoder.every > 1 else decoder.every)
-            result.frames = decoder.report.frames
+            report = decoder.report
+            result.frames = report.frames
             if result.frames == 0:
-                raise VideoError(f"{src}: no frame could be decoded ({decoder.report.summary()})")
-            if decoder.report.damaged:
-                result.warning = f"{src}: {decoder.report.summary()}; results cover only what was decoded"
+                why = report.cause if report.damaged else "the video stream holds no decodable frame"
+                raise VideoError(f"{src}: no frame could be decoded ({why})")
+            if report.damaged:
+                result.warning = (f"{src}: {report.summary(last_time, info.duration)}; "
+                                  "the outputs cover what was decoded")
             if encoder:
                 with analyzer.times.time("encode"):
                     encoder.close()

@@ -36,13 +36,13 @@ def make_video(path: Path, *, size: str = "160x120", rate: str = "25", seconds: 
 
 
 def make_face_video(path: Path, *, faces: int = 1, seconds: float = 2.0, rate: int = 25, size: int = 240,
-                    extra: list[str] | None = None, audio: bool = False) -> Path:
-    """The example portrait, gently moving; ``faces=2`` puts two copies side by side."""
+                    extra: list[str] | None = None, audio: bool = False, post: str = "null") -> Path:
+    """The example portrait, gently moving; ``faces=2`` puts two copies side by side; ``post`` filters last."""
     stack = "[a][b]hstack" if faces == 2 else "[a]copy"
     graph = (f"[0]scale={size}:{size},split=2[a0][b0];[a0]crop=iw-8:ih-8:4+4*sin(t*3):4[a];"
-             f"[b0]crop=iw-8:ih-8:4:4+4*sin(t*2)[b];{stack},format=yuv420p[v]")
+             f"[b0]crop=iw-8:ih-8:4:4+4*sin(t*2)[b];{stack},{post},format=yuv420p[v]")
     if faces == 1:
-        graph = f"[0]scale={size}:{size},crop=iw-8:ih-8:4+4*sin(t*3):4,format=yuv420p[v]"
+        graph = f"[0]scale={size}:{size},crop=iw-8:ih-8:4+4*sin(t*3):4,{post},format=yuv420p[v]"
     args = ["-loop", "1", "-framerate", str(rate), "-t", str(seconds), "-i", str(EXAMPLE_IMAGE)]
     if audio:
         args += ["-f", "lavfi", "-i", f"sine=frequency=330:duration={seconds}"]

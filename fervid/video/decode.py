@@ -27,6 +27,13 @@ from fervid.video.probe import VideoInfo, ffmpeg_exe
 _SHOWINFO = re.compile(r"\] n:\s*(\d+) pts:\s*(-?\d+|NOPTS) pts_time:(\S+)")
 _DAMAGE = ("error while decoding", "invalid data", "corrupt", "missing picture", "concealing", "partial file",
            "truncat", "invalid nal", "no frame", "error splitting", "end of file", "moov atom not found")
+_PLAIN = (("partial file", "the file ends early, probably truncated"),
+          ("moov atom not found", "the file is truncated"),
+          ("invalid nal", "corrupt data in the video stream"),
+          ("error splitting", "corrupt data in the video stream"),
+          ("corrupt", "corrupt frames"), ("concealing", "corrupt frames"),
+          ("error while decoding", "corrupt frames"), ("invalid data", "corrupt data in the video stream"),
+          ("end of file", "the file ends early, probably truncated"))
 CHANNELS = {"gray": 1, "bgr24": 3, "yuv420p": 1.5}
 _END = object()
 
@@ -78,9 +85,20 @@ class DecodeReport:
     def damaged(self) -> bool:
         return bool(self.returncode) or any(any(k in m.lower() for k in _DAMAGE) for m in self.messages)
 
-    def summary(self) -> str:
-        msgs = "; ".join(dict.fromkeys(m.split("] ", 1)[-1] for m in self.messages[-3:]))
-        return f"decoding stopped or hit damage after {self.frames} frames" + (f" (ffmpeg: {msgs})" if msgs else "")
+    @property
+    def cause(self) -> str:
+        """ffmpeg's most telling complaint in plain words (its thread and task chatter left out)."""
+        for needle, words in _PLAIN:
+            if any(needle in m.lower() for m in self.messages):
+                return words
+        return "ffmpeg reported decoding errors"
+
+    def summary(self, last_time: float | None = None, duration: float | None = None) -> str:
+        where = f"{self.frames} frames"
+        if last_time is not None and duration:
+            where += f", up to {last_time:.2f} s of {duration:.2f} s"
+        verb = "decoding stopped after" if self.returncode else "decoded with errors:"
+        return f"the video is damaged ({self.cause}); {verb} {where}"
 
 
 class Decoder:

@@ -81,7 +81,12 @@ def probe(path: str | Path) -> VideoInfo:
         raise VideoError(f"{path}: permission denied (cannot read the file)") from None
     proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
                           capture_output=True, text=True, errors="replace", timeout=120)
-    return parse_report(proc.stderr, str(path))
+    report = proc.stderr
+    if "moov atom not found" in report:
+        with open(path, "rb") as fh:
+            if b"ftyp" not in fh.read(64):  # not an MP4 at all, whatever its name says
+                report = report.replace("moov atom not found", "Invalid data found when processing input")
+    return parse_report(report, str(path))
 
 
 def parse_report(report: str, path: str) -> VideoInfo:
@@ -122,6 +127,8 @@ def parse_report(report: str, path: str) -> VideoInfo:
         start = float(dur.group(5))
     audio = next((m.group(1) for ln in lines if (m := _AUDIO.search(ln))), None)
     container = next((m.group(1) for ln in lines if (m := _INPUT.search(ln))), "")
+    if container == "image2" or container.endswith("_pipe"):
+        raise VideoError(f"{path}: a still image ({codec}), not a video")
     return VideoInfo(path=path, width=w, height=h, coded_width=cw, coded_height=ch, rotation=rotation, fps=fps,
                      duration=duration, start_time=start or 0.0, codec=codec, pix_fmt=pix.group(1) if pix else "",
                      audio_codec=audio, container=container)
