@@ -47,20 +47,22 @@ def expand_inputs(paths: Sequence[str | Path], recursive: bool) -> list[tuple[Pa
     return found
 
 
-def plan(inputs: list[tuple[Path, Path]], out_dir: Path, video_suffix: str | None, timeline: bool,
-         single_video: Path | None = None, single_csv: Path | None = None) -> list[Job]:
-    """Output names mirror input names under ``out_dir``; a single input may name its files exactly."""
+def plan(inputs: list[tuple[Path, Path]], out: Path, single: bool, *, video: bool = False,
+         timeline: bool = False, plot: bool = False) -> list[Job]:
+    """Output names: ``out`` itself names them for a single input; otherwise they mirror the inputs under ``out``."""
     jobs = []
     for src, rel in inputs:
-        stem = out_dir / rel.parent / rel.stem
-        video = single_video or (stem.with_name(stem.name + video_suffix) if video_suffix else None)
-        base = single_csv.with_suffix("") if single_csv else (video.with_suffix("") if single_video else stem)
-        csv = single_csv or (base.with_name(base.name + ".csv") if timeline else None)
+        base = out.parent / out.stem if single else out / rel.parent / rel.stem
+
+        def named(ext: str) -> Path:
+            return base.with_name(base.name + ext)
+
         jobs.append(Job(src, Outputs(
-            video=video,
-            timeline=csv,
-            summary=base.with_name(base.name + ".summary.csv") if timeline else None,
-            sidecar=base.with_name(base.name + ".json"),
+            video=(out if single else named(".mp4")) if video else None,
+            timeline=named(".csv") if timeline else None,
+            summary=named(".summary.csv") if timeline else None,
+            plot=named(".png") if plot else None,
+            sidecar=named(".json"),
         )))
     return jobs
 

@@ -151,10 +151,9 @@ def annotate(inputs, output, with_csv, model, every, sample_fps, min_face, smoot
 
     out = Path(output)
     single = _is_single_file(inputs) and out.suffix.lower() in OUTPUT_SUFFIXES
-    if not single and out.suffix.lower() in OUTPUT_SUFFIXES and not _is_single_file(inputs):
+    if not single and out.suffix.lower() in OUTPUT_SUFFIXES:
         raise click.UsageError(f"-o {output}: several inputs need an output directory, not a file name")
-    found = expand_inputs(inputs, recursive)
-    job_list = plan(found, out if not single else out.parent, ".mp4", with_csv, single_video=out if single else None)
+    job_list = plan(expand_inputs(inputs, recursive), out, single, video=True, timeline=with_csv)
     _run(job_list, _settings(model, every, min_face, smooth, no_smooth, detect_every, tiles, device), sample_fps,
          jobs, overwrite, quiet, verbose)
 
@@ -163,8 +162,10 @@ def annotate(inputs, output, with_csv, model, every, sample_fps, min_face, smoot
 @_common
 @click.option("--csv", "csv_path", is_flag=False, flag_value=".", default=None, type=click.Path(),
               help="Write the timeline CSV (and .summary.csv, .json): a file name for one input, else a directory "
-                   "[default: the current directory]. Without --csv, print each face's summary.")
-def timeline(inputs, csv_path, model, every, sample_fps, min_face, smooth, no_smooth, detect_every, tiles, device,
+                   "[default: the current directory]. Without --csv or --plot, print each face's summary.")
+@click.option("--plot", "plot_path", is_flag=False, flag_value=".", default=None, type=click.Path(),
+              help="Also draw a PNG per video, one panel per face (needs matplotlib): beside the CSV, or at PATH.")
+def timeline(inputs, csv_path, plot_path, model, every, sample_fps, min_face, smooth, no_smooth, detect_every, tiles, device,
              recursive, jobs, overwrite, quiet, verbose):
     """Per-face emotion timeline: one CSV row per face per analysed frame, plus a per-face summary.
 
@@ -174,6 +175,7 @@ def timeline(inputs, csv_path, model, every, sample_fps, min_face, smooth, no_sm
     Examples:
       fervid timeline interview.mp4                  # summary table on the terminal
       fervid timeline interview.mp4 --csv out.csv    # out.csv, out.summary.csv, out.json
+      fervid timeline interview.mp4 --csv out.csv --plot   # + out.png, one panel per face
       fervid timeline recordings/ --csv results/ -j 2
     """
     from pathlib import Path
@@ -183,14 +185,19 @@ def timeline(inputs, csv_path, model, every, sample_fps, min_face, smooth, no_sm
 
     found = expand_inputs(inputs, recursive)
     settings = _settings(model, every, min_face, smooth, no_smooth, detect_every, tiles, device)
-    if csv_path is None:
+    if csv_path is None and plot_path is None:
         from fervid.batch import Job
 
         job_list = [Job(src, Outputs()) for src, _ in found]
         _run(job_list, settings, sample_fps, jobs, True, quiet, verbose, print_tables=True)
-    out = Path(csv_path)
-    single = _is_single_file(inputs) and out.suffix.lower() == ".csv"
-    job_list = plan(found, out.parent if single else out, None, True, single_csv=out if single else None)
+    if plot_path is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise click.UsageError("--plot needs matplotlib: pip install 'fervid[plot]'") from None
+    out = Path(csv_path if csv_path is not None else plot_path)
+    single = _is_single_file(inputs) and out.suffix.lower() in (".csv", ".png")
+    job_list = plan(found, out, single, timeline=csv_path is not None, plot=plot_path is not None)
     _run(job_list, settings, sample_fps, jobs, overwrite, quiet, verbose)
 
 

@@ -41,3 +41,64 @@ def confusion_png(path: Path, confusion_normalised: np.ndarray, title: str) -> N
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+MAX_PANELS = 12
+
+
+def timeline_png(path: Path, df, thumbnails: dict | None = None, title: str = "") -> int:
+    """One panel per face (longest-seen first): thumbnail, the 7 probabilities over time, a dominant-emotion band.
+
+    ``df`` has the timeline CSV's columns; returns the number of panels drawn.
+    """
+    import pandas as pd  # noqa: F401 - df is a DataFrame
+
+    if df is None or len(df) == 0:
+        raise FervidError(f"{title or 'timeline'}: no faces were found, so there is nothing to plot")
+    plt = _pyplot()
+    from matplotlib.colors import ListedColormap
+
+    order = df.groupby("face_id").size().sort_values(ascending=False).index.tolist()
+    shown = order[:MAX_PANELS]
+    t0, t1 = float(df.time_s.min()), float(df.time_s.max())
+    height = 1.0 + 1.7 * len(shown)
+    fig = plt.figure(figsize=(10, height))
+    grid = fig.add_gridspec(len(shown), 2, width_ratios=[1, 9], hspace=0.55, wspace=0.16,
+                            top=1 - 0.85 / height, bottom=0.45 / height, left=0.02, right=0.98)
+    cmap = ListedColormap(EMOTION_HEX)
+    for i, fid in enumerate(shown):
+        face = df[df.face_id == fid].sort_values("time_s")
+        ax_img = fig.add_subplot(grid[i, 0])
+        ax_img.axis("off")
+        thumb = (thumbnails or {}).get(int(fid))
+        if thumb is not None:
+            ax_img.imshow(thumb)
+        ax = fig.add_subplot(grid[i, 1])
+        probs = face[list(EMOTIONS)].to_numpy()
+        times = face.time_s.to_numpy()
+        # Gaps (face not visible) stay gaps: break the lines where time jumps.
+        step = np.median(np.diff(times)) if len(times) > 1 else 0.04
+        breaks = np.where(np.diff(times) > 3 * step)[0] + 1
+        for k, (name, colour) in enumerate(zip(EMOTIONS, EMOTION_HEX)):
+            for seg_t, seg_p in zip(np.split(times, breaks), np.split(probs[:, k], breaks)):
+                ax.plot(seg_t, seg_p, color=colour, lw=1.2, label=name if seg_t is times or len(breaks) == 0 else None)
+        dominant = probs.argmax(1)
+        ax.imshow(dominant[None, :], aspect="auto", cmap=cmap, vmin=-0.5, vmax=6.5,
+                  extent=(times[0], times[-1] + step, 1.04, 1.14), interpolation="nearest")
+        ax.set_xlim(t0, t1 + step)
+        ax.set_ylim(0, 1.15)
+        ax.set_yticks([0, 0.5, 1])
+        ax.set_ylabel("probability")
+        main = EMOTIONS[int(probs.mean(0).argmax())]
+        ax.set_title(f"face {fid}: {len(face)} frames, {times[0]:.1f}-{times[-1]:.1f} s, mostly {main}", loc="left")
+        if i == len(shown) - 1:
+            ax.set_xlabel("time (s)")
+    handles = [plt.Line2D([], [], color=c, lw=2) for c in EMOTION_HEX]
+    fig.legend(handles, EMOTIONS, loc="center", ncol=7, frameon=False, bbox_to_anchor=(0.5, 1 - 0.45 / height))
+    extra = len(order) - len(shown)
+    heading = title + (f"  ({extra} more faces not shown)" if extra else "")
+    if heading:
+        fig.suptitle(heading, y=1 - 0.12 / height, fontsize=10, va="top")
+    fig.savefig(path)
+    plt.close(fig)
+    return len(shown)

@@ -8,6 +8,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
+import numpy as np
 from tqdm import tqdm
 
 from fervid import __version__
@@ -15,6 +17,7 @@ from fervid.classify import Classifier
 from fervid.detect import FaceDetector
 from fervid.draw import draw_faces
 from fervid.errors import OutputError, VideoError
+from fervid.labels import EMOTIONS
 from fervid.pipeline import Analyzer, Settings
 from fervid.video.decode import open_video
 from fervid.video.encode import Encoder
@@ -28,13 +31,16 @@ class Outputs:
     video: Path | None = None
     timeline: Path | None = None
     summary: Path | None = None
-    sidecar: Path | None = None
+    plot: Path | None = None
+    sidecar: Path | None = None  # written last: it marks the set as complete
 
     def paths(self) -> list[Path]:
-        return [p for p in (self.video, self.timeline, self.summary, self.sidecar) if p is not None]
+        return [p for p in (self.video, self.timeline, self.summary, self.plot, self.sidecar) if p is not None]
 
     def complete(self) -> bool:
-        return bool(self.paths()) and all(p.is_file() for p in self.paths())
+        """All written by an earlier run (a plot is not made for a video without faces)."""
+        need = [p for p in self.paths() if p != self.plot]
+        return bool(need) and all(p.is_file() for p in need)
 
 
 @dataclass
@@ -83,6 +89,7 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, sample_f
             if outputs.video:
                 encoder = Encoder(temps[outputs.video], info, threads=settings.threads)
             summary = SummaryBuilder()
+            plot_data = PlotData() if outputs.plot else None
             bar = stack.enter_context(tqdm(total=info.estimated_frames, unit="frame", desc=src.name[:30],
                                            disable=not progress, leave=False, dynamic_ncols=True))
             last: list = []
@@ -95,6 +102,8 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, sample_f
                     if timeline:
                         with analyzer.times.time("write"):
                             timeline.write(faces)
+                    if plot_data:
+                        plot_data.add(frame, faces)
                     result.rows += len(faces)
                 if encoder:
                     with analyzer.times.time("draw"):
@@ -122,12 +131,21 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, sample_f
         if outputs.summary:
             with _open_text(temps[outputs.summary]) as fh:
                 write_summary(fh, result.summary)
+        if plot_data:
+            if result.faces:
+                from fervid.plots import timeline_png
+
+                timeline_png(temps[outputs.plot], plot_data.frame(src.name), plot_data.thumbnails, title=src.name)
+            else:
+                temps.pop(outputs.plot)
+                result.warning = result.warning or f"{src}: no faces found, so no plot was made"
         result.seconds = time.time() - started
         if outputs.sidecar:
             with _open_text(temps[outputs.sidecar]) as fh:
                 write_sidecar(fh, _provenance(src, info, settings, analyzer, result, every, outputs))
         for final in outputs.paths():  # the sidecar last: its presence says the set is complete
-            os.replace(temps[final], final)
+            if final in temps:
+                os.replace(temps[final], final)
     except BaseException:
         if encoder:
             encoder.abort()
@@ -137,6 +155,34 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, sample_f
     finally:
         analyzer.close()
     return result
+
+
+class PlotData:
+    """Rows and one thumbnail per face (its most confident detection) for the timeline figure."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple] = []
+        self.thumbnails: dict[int, np.ndarray] = {}
+        self._best: dict[int, float] = {}
+
+    def add(self, frame, faces) -> None:
+        for f in faces:
+            self.rows.append((f.frame, f.time_s, f.face_id, *f.probs))
+            if f.det_score == f.det_score and f.det_score > self._best.get(f.face_id, -1.0) + 0.02:
+                self._best[f.face_id] = f.det_score
+                side = 1.4 * max(f.w, f.h)
+                cx, cy = f.x + f.w / 2, f.y + f.h / 2
+                rgb = frame.rgb()
+                h, w = rgb.shape[:2]
+                x0, y0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+                x1, y1 = int(min(w, cx + side / 2)), int(min(h, cy + side / 2))
+                if x1 > x0 and y1 > y0:
+                    self.thumbnails[f.face_id] = cv2.resize(rgb[y0:y1, x0:x1], (96, 96), interpolation=cv2.INTER_AREA)
+
+    def frame(self, video: str):
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=["frame", "time_s", "face_id", *EMOTIONS]).assign(video=video)
 
 
 def _provenance(src, info, settings, analyzer, result, every, outputs) -> dict:

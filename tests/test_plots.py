@@ -1,0 +1,41 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from fervid.errors import FervidError  # noqa: E402
+from fervid.labels import EMOTIONS  # noqa: E402
+from fervid.plots import confusion_png, timeline_png  # noqa: E402
+
+
+def _timeline(faces):
+    rows = []
+    for fid in faces:
+        for i in range(50):
+            p = np.full(7, 0.05)
+            p[(fid + i // 20) % 7] = 0.7
+            rows.append({"video": "v", "frame": i, "time_s": i / 25, "face_id": fid, **dict(zip(EMOTIONS, p))})
+    return pd.DataFrame(rows)
+
+
+def test_two_faces_two_panels(tmp_path):
+    import matplotlib.image as mpimg
+
+    out = tmp_path / "t.png"
+    thumbs = {1: np.zeros((96, 96, 3), np.uint8)}
+    assert timeline_png(out, _timeline([1, 2]), thumbs, title="v") == 2
+    img = mpimg.imread(out)
+    assert img.shape[0] > 200 and np.isfinite(img).all()
+
+
+def test_no_faces_is_a_clear_message(tmp_path):
+    with pytest.raises(FervidError, match="no faces were found"):
+        timeline_png(tmp_path / "t.png", _timeline([]).reindex(columns=["face_id", "time_s", *EMOTIONS]), title="v")
+    assert not (tmp_path / "t.png").exists()
+
+
+def test_confusion_png(tmp_path):
+    out = tmp_path / "c.png"
+    confusion_png(out, np.eye(7), "test")
+    assert out.stat().st_size > 1000
