@@ -9,6 +9,7 @@ import click
 
 from fervid import __version__
 from fervid.errors import FervidError
+from fervid.labels import EMOTIONS
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -229,6 +230,72 @@ def evaluate(model, data, split, out_dir, verbose):
             confusion_png(out / "confusion.png", scores.confusion_normalised,
                           f"{clf.info.name} on FER-2013 {split}: {scores.accuracy * 100:.1f}%")
             click.echo(f"wrote {out / 'confusion.csv'} and {out / 'confusion.png'}")
+    except FervidError as err:
+        _fail(err, verbose)
+        sys.exit(EXIT_USAGE)
+
+
+@main.command()
+@click.argument("source", required=False, type=click.Path())
+@click.option("--model", "models", multiple=True, help="Model name or .onnx path; repeat for a column per model. "
+              "[default: the default model]")
+@click.option("--frame", type=int, default=None, help="For a video: the frame index to explain.")
+@click.option("--time", "time_s", type=float, default=None, help="For a video: the time in seconds to explain.")
+@click.option("--data", type=click.Path(), default=None, help="FER-2013 data instead of SOURCE (fer2013.csv or folders).")
+@click.option("--split", default="PublicTest", show_default=True, help="With --data: the split to draw faces from.")
+@click.option("--per-class", default=1, show_default=True, help="With --data: faces per class.")
+@click.option("--classes", default=",".join(EMOTIONS), show_default=True, help="With --data: which classes, in row order.")
+@click.option("--class", "target", type=click.Choice(EMOTIONS), default=None,
+              help="Also show the map for this class, beside the predicted one.")
+@click.option("-o", "--output", type=click.Path(), default="explain.png", show_default=True, help="PNG to write.")
+@click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
+def explain(source, models, frame, time_s, data, split, per_class, classes, target, output, verbose):
+    """What the model looks at: guided back-propagation maps for each face of SOURCE.
+
+    SOURCE is an image, or a video with --frame N or --time T; or give --data for FER-2013 faces.
+    Gradients need the torch network: this command needs the fervid[train] extra (torch), and
+    rebuilds each model from the weights saved beside its ONNX file (models/NAME.pt).
+
+    \b
+    Example (the paper's Fig. 10):
+      fervid explain --data fer2013.csv --classes angry,happy,sad,surprise \\
+          --model mini_xception --model fcn -o fig10.png
+    """
+    from pathlib import Path
+
+    import numpy as np
+
+    try:
+        from fervid import explain as ex
+        from fervid.classify import resolve_model
+        from fervid.plots import saliency_grid_png
+        from fervid.train import guided
+
+        paths = [resolve_model(m) for m in (models or (None,))]
+        size = 48
+        if data:
+            names = [c.strip() for c in classes.split(",") if c.strip()]
+            bad = [c for c in names if c not in EMOTIONS]
+            if bad:
+                raise click.UsageError(f"--classes: unknown {', '.join(bad)} (choose from {', '.join(EMOTIONS)})")
+            crops = ex.from_fer(data, split, per_class, names, size)
+        elif source is None:
+            raise click.UsageError("give an image or video, or --data")
+        elif Path(source).suffix.lower() in ex.IMAGE_SUFFIXES:
+            crops = ex.from_image(Path(source), size)
+        else:
+            crops = ex.from_video(Path(source), size, frame, time_s)
+        columns = []
+        for path in paths:
+            net = guided.load_weights(path)
+            probs = guided.probabilities(net, crops.images)
+            predicted = probs.argmax(1)
+            columns.append((path.stem, guided.saliency(net, crops.images, predicted), predicted, probs))
+            if target:
+                k = np.full(len(crops.images), EMOTIONS.index(target))
+                columns.append((f"{path.stem} ({target})", guided.saliency(net, crops.images, k), k, probs))
+        saliency_grid_png(Path(output), crops.images, crops.captions, columns)
+        click.echo(f"wrote {output} ({len(crops.images)} faces, {len(paths)} model(s))")
     except FervidError as err:
         _fail(err, verbose)
         sys.exit(EXIT_USAGE)

@@ -102,3 +102,31 @@ def timeline_png(path: Path, df, thumbnails: dict | None = None, title: str = ""
     fig.savefig(path)
     plt.close(fig)
     return len(shown)
+
+
+def saliency_grid_png(path: Path, crops: np.ndarray, captions: list[str], columns: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]) -> None:
+    """Rows: faces. Columns: the crop, then per (title, maps, classes, probs) the guided back-propagation map."""
+    plt = _pyplot()
+    n, m = len(crops), 1 + len(columns)
+    fig, axes = plt.subplots(n, m, figsize=(1.9 * m, 2.05 * n), squeeze=False)
+    for i in range(n):
+        axes[i, 0].imshow(crops[i], cmap="gray", vmin=0, vmax=255)
+        axes[i, 0].set_title(captions[i], fontsize=7)
+        for j, (title, maps, classes, probs) in enumerate(columns, start=1):
+            axes[i, j].imshow(_visible(maps[i]), cmap="gray", vmin=0, vmax=1)
+            k = int(classes[i])
+            axes[i, j].set_title(f"{title}\n{EMOTIONS[k]} {probs[i, k] * 100:.0f}%", fontsize=7,
+                                 color=EMOTION_HEX[k])
+        for ax in axes[i]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _visible(grad: np.ndarray) -> np.ndarray:
+    """Positive guidance scaled to 0..1 (the 99th percentile saturates), as guided back-propagation is usually shown."""
+    g = np.clip(grad, 0, None)
+    top = np.percentile(g, 99)
+    return np.clip(g / top, 0, 1) if top > 0 else np.zeros_like(g)

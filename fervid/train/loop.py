@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from fervid import datasets
-from fervid.train import export, nets
+from fervid.train import export, guided, nets
 
 
 @dataclass
@@ -184,6 +184,7 @@ def finalise(cfg: TrainConfig, data: datasets.FerData) -> dict:
         "command": cfg.command,
     }
     export.export_onnx(net, cfg.out, meta)
+    guided.save_weights(net, cfg.arch, cfg.out)  # for guided back-propagation (fervid explain)
     (cfg.ckpt_dir / "history.json").write_text(json.dumps(full["history"], indent=1))
     log(cfg, f"chose epoch {state['best_epoch']} (PublicTest {public_acc:.4f}); PrivateTest "
              f"{meta['private_test_accuracy']}; wrote {cfg.out}")
