@@ -104,7 +104,7 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def nms(dets: list[Detection], iou: float) -> list[Detection]:
-    """Keep the best-scoring box of each overlapping group; also drop a box mostly inside a kept one."""
+    """Keep the best-scoring box of each overlapping group; also drop a box half inside a kept one (tiles see faces at other scales)."""
     dets = sorted(dets, key=lambda d: -d.score)
     kept: list[Detection] = []
     for d in dets:
@@ -116,7 +116,7 @@ def nms(dets: list[Detection], iou: float) -> list[Detection]:
             x1 = np.minimum(boxes[:, 2], d.x + d.w)
             y1 = np.minimum(boxes[:, 3], d.y + d.h)
             inside = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None) / max(d.w * d.h, 1e-9)
-            if (ov > iou).any() or (inside > 0.7).any():
+            if (ov > iou).any() or (inside > 0.5).any():
                 continue
         kept.append(d)
     return kept

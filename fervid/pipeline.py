@@ -122,11 +122,12 @@ class Analyzer:
         with self.times.time("track"):
             tracked = self.tracker.update(dets, frame.time_s)
         faces = {t.face_id: (np.array(t.detection.xyxy), t.detection.score) for t in tracked}
-        # Carry a face the detector just missed, for a short while, at its predicted place,
-        # unless a detected face already stands there (then the track has simply lost it).
+        # Carry a face the detector just missed, for a short while, at its predicted place, if it
+        # was seen at least twice (a one-off false detection is not carried) and no detected face
+        # already stands there (then the track has simply lost it).
         detected = np.array([box for box, _ in faces.values()]).reshape(-1, 4)
         for track in self.tracker.tracks:
-            if track.id not in faces and 0 < frame.time_s - track.last_time <= self.settings.coast:
+            if track.id not in faces and track.hits >= 2 and 0 < frame.time_s - track.last_time <= self.settings.coast:
                 box = track.predict(frame.time_s)
                 if not len(detected) or iou_matrix(box[None], detected).max() < 0.2:
                     faces[track.id] = (box, float("nan"))
