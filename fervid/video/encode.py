@@ -8,9 +8,11 @@ audio taken straight from the input file.
 
 from __future__ import annotations
 
+import queue
 import struct
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -105,22 +107,39 @@ class Encoder:
         self.mkv = MatroskaPipe(self.proc.stdin, info.width, info.height, step)
 
     def write(self, image: np.ndarray, time_s: float) -> None:
+        """Queue a frame; a writer thread feeds ffmpeg, so encoding overlaps the next frames' analysis."""
         if self.proc is None:
             self._start(time_s)
-        try:
-            self.mkv.write(image, time_s)
-        except BrokenPipeError:
-            raise VideoError(f"{self.out}: the encoder stopped: {self._errors()}") from None
+            self._queue: queue.Queue = queue.Queue(maxsize=16)
+            self._failed: BaseException | None = None
+            self._writer = threading.Thread(target=self._feed, daemon=True)
+            self._writer.start()
+        if self._failed is not None:
+            raise VideoError(f"{self.out}: the encoder stopped: {self._errors()}")
+        self._queue.put((image, time_s))
         self.frames += 1
+
+    def _feed(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._failed is None:
+                try:
+                    self.mkv.write(*item)
+                except (BrokenPipeError, OSError) as err:
+                    self._failed = err  # keep draining so that write() never blocks on a dead encoder
 
     def close(self) -> None:
         if self.proc is None:
             raise VideoError(f"{self.out}: no frames to encode")
+        self._queue.put(None)
+        self._writer.join()
         try:
             self.proc.stdin.close()
         except BrokenPipeError:
             pass
-        if self.proc.wait() != 0:
+        if self.proc.wait() != 0 or self._failed is not None:
             raise VideoError(f"{self.out}: encoding failed: {self._errors()}")
         self._log.close()
 
@@ -128,6 +147,8 @@ class Encoder:
         if self.proc is None:
             return
         self.proc.kill()
+        self._queue.put(None)
+        self._writer.join(timeout=5)
         self.proc.wait()
         self._log.close()
 
