@@ -139,3 +139,18 @@ def test_python_api_matches_cli(tmp_path, face_video):
     cli = pd.read_csv(csv)
     assert len(df) == len(cli)
     assert np.allclose(df.happy.to_numpy(), cli.happy.to_numpy(), atol=1e-4)
+
+
+def test_parallel_jobs_give_the_same_rows(tmp_path, face_video, two_face_video):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.mp4").write_bytes(face_video.read_bytes())
+    (src / "b.mp4").write_bytes(two_face_video.read_bytes())
+    (src / "bad.mp4").write_text("nope")
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert run("timeline", src, "--csv", one, "-q", "-j", "1").exit_code == 1
+    res = run("timeline", src, "--csv", two, "-q", "-j", "2")
+    assert res.exit_code == 1 and "2 done" in res.output and "1 failed" in res.output
+    for name in ("a.csv", "b.csv"):
+        a, b = pd.read_csv(one / name), pd.read_csv(two / name)
+        assert len(a) == len(b) and np.allclose(a.happy, b.happy, atol=1e-4)
