@@ -64,7 +64,8 @@ def crops_per_second(clf: Classifier, batch: int, seconds: float = 2.0) -> float
 
 
 def format_report(s: Scores, split: str, model: str) -> str:
-    lines = [f"{model} on {split} ({s.n} faces): accuracy {s.accuracy * 100:.2f}%, macro-F1 {s.macro_f1 * 100:.2f}%",
+    where = "Test (PublicTest and PrivateTest mixed, as image folders ship it)" if split == "Test" else split
+    lines = [f"{model} on {where} ({s.n} faces): accuracy {s.accuracy * 100:.2f}%, macro-F1 {s.macro_f1 * 100:.2f}%",
              f"{'class':>9} {'precision':>9} {'recall':>7} {'F1':>6} {'support':>7}"]
     support = s.confusion.sum(1)
     for i, name in enumerate(EMOTIONS):

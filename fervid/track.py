@@ -1,4 +1,4 @@
-"""Stable face IDs: detections matched to tracks by an assignment on a pluggable cost.
+"""Stable face IDs: detections matched to tracks by an optimal assignment (LAPJV) on a pluggable cost.
 
 Detections arrive only on key frames (a few per second), so tracks are matched across gaps of
 0.1-0.3 s; the cost therefore mixes overlap with centre distance relative to face size, and a
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
+import lap
 
 from fervid.detect import Detection, iou_matrix
 
@@ -71,10 +71,10 @@ class Tracker:
         if self.tracks and len(dets):
             pred = np.array([t.predict(time_s) for t in self.tracks])
             cost = self.cost(pred, dets)
-            rows, cols = linear_sum_assignment(cost)
-            for r, c in zip(rows, cols):
-                if cost[r, c] <= self.max_cost:
-                    assigned[c] = self.tracks[r]
+            _, cols, _ = lap.lapjv(cost, extend_cost=True, cost_limit=self.max_cost)
+            for r, c in enumerate(cols):
+                if c >= 0 and cost[r, c] <= self.max_cost:
+                    assigned[int(c)] = self.tracks[r]
         out = []
         for i, det in enumerate(detections):
             track = assigned.get(i)

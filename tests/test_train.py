@@ -85,3 +85,19 @@ def test_score_metrics():
     s = score(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]))
     assert s.accuracy == 0.75
     assert s.precision[1] == pytest.approx(2 / 3) and s.recall[0] == 0.5
+
+
+def test_evaluate_cli_writes_confusion_files(tmp_path):
+    from click.testing import CliRunner
+
+    from fervid.cli import main
+
+    data = fer_csv(tmp_path / "fer.csv", {"PrivateTest": 35})
+    net = nets.build("mini_xception").eval()
+    path = export_onnx(net, tmp_path / "m.onnx", {"architecture": "mini_xception"})
+    res = CliRunner().invoke(main, ["evaluate", str(path), "--data", str(data), "--out", str(tmp_path / "ev")])
+    assert res.exit_code == 0, res.output
+    assert "accuracy" in res.output and "macro-F1" in res.output and "crops/s at batch 64" in res.output
+    rows = (tmp_path / "ev" / "confusion.csv").read_text().splitlines()
+    assert len(rows) == 8 and rows[1].startswith("angry")
+    assert (tmp_path / "ev" / "confusion.png").stat().st_size > 1000
