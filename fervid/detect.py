@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from fervid.assets import models_dir
@@ -175,6 +176,7 @@ class FaceDetector:
 
         self.settings = settings
         self.path = model_path(settings.model)
+        self.input_side = 128 if "short" in self.path.name else 192
         options = face_detector.FaceDetectorOptions(
             base_options=base_options.BaseOptions(model_asset_path=str(self.path)),
             min_detection_confidence=settings.min_score, min_suppression_threshold=settings.nms_iou)
@@ -190,11 +192,19 @@ class FaceDetector:
         return self._image.Image(image_format=self._image.ImageFormat.SRGB, data=np.zeros((64, 64, 3), np.uint8))
 
     def _run(self, rgb: np.ndarray, dx: int = 0, dy: int = 0) -> list[Detection]:
-        img = self._image.Image(image_format=self._image.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+        """One detector pass; the region is first shrunk (area-averaged) to the model's input size,
+        which is cheaper than MediaPipe's own resize of a big image and finds the same faces."""
+        h, w = rgb.shape[:2]
+        scale = self.input_side / max(h, w)
+        if scale < 1:
+            rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        else:
+            rgb, scale = np.ascontiguousarray(rgb), 1.0
+        img = self._image.Image(image_format=self._image.ImageFormat.SRGB, data=rgb)
         out = []
         for d in self._mp.detect(img).detections:
             b = d.bounding_box
-            out.append(Detection(float(b.origin_x + dx), float(b.origin_y + dy), float(b.width), float(b.height),
+            out.append(Detection(b.origin_x / scale + dx, b.origin_y / scale + dy, b.width / scale, b.height / scale,
                                  float(d.categories[0].score)))
         return out
 
