@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -67,8 +68,20 @@ def plan(inputs: list[tuple[Path, Path]], out: Path, single: bool, *, video: boo
     return jobs
 
 
-def _work(job: Job, settings: Settings, sample_fps: float | None, progress: bool) -> FileResult:
+def _work(job: Job, settings: Settings, sample_fps: float | None, progress: bool) -> FileResult | None:
+    if _worker_stop is not None and _worker_stop.is_set():
+        return None  # the batch was interrupted: take no new file
     return process_file(job.input, job.outputs, settings, sample_fps=sample_fps, progress=progress)
+
+
+# Set in each worker process by the pool's initializer (the one per-process state fervid keeps):
+# the main process raises it on Ctrl-C so that workers start no new file.
+_worker_stop = None
+
+
+def _init_worker(stop) -> None:
+    global _worker_stop
+    _worker_stop = stop
 
 
 def run_batch(jobs: list[Job], settings: Settings, sample_fps: float | None = None, n_jobs: int = 1,
@@ -83,9 +96,11 @@ def run_batch(jobs: list[Job], settings: Settings, sample_fps: float | None = No
             todo.append(job)
     bar = tqdm(total=len(todo), unit="file", desc="videos", disable=not progress or len(todo) < 2, position=1)
 
-    def settle(job: Job, fn: Callable[[], FileResult]) -> None:
+    def settle(job: Job, fn: Callable[[], FileResult | None]) -> None:
         try:
             res = fn()
+            if res is None:
+                return
             report.done.append(res)
             if res.warning:
                 report.warnings.append(res.warning)
@@ -110,10 +125,19 @@ def run_batch(jobs: list[Job], settings: Settings, sample_fps: float | None = No
     else:
         # One thread per worker: the workers already fill the cores between them.
         worker_settings = Settings(**{**settings.__dict__, "threads": settings.threads or 1})
-        with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+        stop = multiprocessing.get_context().Event()
+        pool = ProcessPoolExecutor(max_workers=n_jobs, initializer=_init_worker, initargs=(stop,))
+        try:
             futures = {pool.submit(_work, job, worker_settings, sample_fps, False): job for job in todo}
             for fut in as_completed(futures):
                 settle(futures[fut], fut.result)
+        except KeyboardInterrupt:
+            # Workers in the terminal's process group got the same Ctrl-C and are removing their
+            # part files; wait for that, and let none start another file.
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
     bar.close()
     return report
 

@@ -167,11 +167,11 @@ def _batch_dir(tmp_path, face_video, n=4):
     return src
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
-def test_interrupt_then_rerun_finishes(tmp_path, face_video, sig):
+@pytest.mark.parametrize("sig, jobs", [(signal.SIGINT, 1), (signal.SIGKILL, 1), (signal.SIGINT, 2)])
+def test_interrupt_then_rerun_finishes(tmp_path, face_video, sig, jobs):
     src = _batch_dir(tmp_path, face_video)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "fervid", "annotate", str(src), "-o", str(out), "-q"]
+    cmd = [sys.executable, "-m", "fervid", "annotate", str(src), "-o", str(out), "-q", "-j", str(jobs)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + 60
     while time.time() < deadline and not (out.exists() and list(out.glob(".*part*"))):

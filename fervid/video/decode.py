@@ -134,8 +134,9 @@ class Decoder:
         return (h, w) if self.pix_fmt == "gray" else (h, w, 3)
 
     def __iter__(self) -> Iterator[Frame]:
+        # Its own session: Ctrl-C reaches fervid, which stops ffmpeg itself, cleanly and in order.
         proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, bufsize=0)
+                                stderr=subprocess.PIPE, bufsize=0, start_new_session=True)
         times: queue.Queue = queue.Queue()
         frames: queue.Queue = queue.Queue(maxsize=self.prefetch)
         stop = threading.Event()

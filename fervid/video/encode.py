@@ -102,7 +102,9 @@ class Encoder:
                 "-pix_fmt", "yuv420p", "-fps_mode", "passthrough", "-threads", str(self.threads),
                 "-movflags", "+faststart", "-f", {".mkv": "matroska", ".mov": "mov"}.get(suffix, "mp4"),
                 "-y", str(self.out)]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
+        # Its own session: Ctrl-C reaches fervid, which then aborts the encoder and removes the part file.
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log,
+                                     start_new_session=True)
         step = 1 / float(info.fps) if info.fps else None
         self.mkv = MatroskaPipe(self.proc.stdin, info.width, info.height, step)
 
