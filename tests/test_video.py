@@ -66,15 +66,21 @@ def test_sampling_keeps_original_indices_and_times(tmp_path):
     assert [round(f.time_s, 3) for f in frames] == [0.0, 0.2, 0.4, 0.6, 0.8]
 
 
-def test_encode_round_trip_keeps_count_times_and_audio(tmp_path):
-    src = make_video(tmp_path / "a.mp4", rate="30000/1001", seconds=1.0, audio=True)
+def reencode(src, out):
+    """Decode ``src`` and encode every frame to ``out``; returns the input's info and frame times."""
     info, dec = open_video(src)
-    enc = Encoder(tmp_path / "out.mp4", info)
+    enc = Encoder(out, info)
     times = []
     for f in dec:
         enc.write(f.image, f.time_s)
         times.append(f.time_s)
     enc.close()
+    return info, times
+
+
+def test_encode_round_trip_keeps_count_times_and_audio(tmp_path):
+    src = make_video(tmp_path / "a.mp4", rate="30000/1001", seconds=1.0, audio=True)
+    info, times = reencode(src, tmp_path / "out.mp4")
     out_info, out_dec = open_video(tmp_path / "out.mp4")
     out_times = [f.time_s for f in out_dec]
     assert len(out_times) == len(times)
@@ -84,24 +90,14 @@ def test_encode_round_trip_keeps_count_times_and_audio(tmp_path):
 
 
 def test_encode_variable_frame_rate_keeps_each_time(tmp_path):
-    info, dec = open_video(vfr_clip(tmp_path))
-    enc = Encoder(tmp_path / "out.mp4", info)
-    times = []
-    for f in dec:
-        enc.write(f.image, f.time_s)
-        times.append(f.time_s)
-    enc.close()
+    _, times = reencode(vfr_clip(tmp_path), tmp_path / "out.mp4")
     out = [f.time_s for f in open_video(tmp_path / "out.mp4")[1]]
     assert np.allclose(out, times, atol=0.002)
 
 
 def test_encode_odd_size_is_padded_to_even(tmp_path):
     src = make_video(tmp_path / "odd.mkv", seconds=0.2, vf="scale=161:121", extra=["-pix_fmt", "yuv444p"])
-    info, dec = open_video(src)
-    enc = Encoder(tmp_path / "out.mp4", info)
-    for f in dec:
-        enc.write(f.image, f.time_s)
-    enc.close()
+    reencode(src, tmp_path / "out.mp4")
     assert (probe(tmp_path / "out.mp4").width, probe(tmp_path / "out.mp4").height) == (162, 122)
 
 

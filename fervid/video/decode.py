@@ -189,23 +189,13 @@ class Decoder:
                 last_t = t
                 frame = Frame(index * self.every, t, np.frombuffer(buf, np.uint8).reshape(shape),
                               self.info.width, self.info.height)
-                while not stop.is_set():
-                    try:
-                        frames.put(frame, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
+                _put(frames, frame, stop)
                 index += 1
         except (OSError, ValueError, queue.Empty):
             pass
         finally:
             pipe.close()
-            while not stop.is_set():
-                try:
-                    frames.put(_END, timeout=0.2)
-                    break
-                except queue.Full:
-                    continue
+            _put(frames, _END, stop)
 
     def _read_stderr(self, pipe, times: queue.Queue) -> None:
         tail: deque = deque(maxlen=20)
@@ -220,6 +210,16 @@ class Decoder:
         self.report.messages = list(tail)
         times.put(None)
         pipe.close()
+
+
+def _put(q: queue.Queue, item, stop: threading.Event) -> None:
+    """Put, unless the consumer has gone (then nobody would ever take it)."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.2)
+            return
+        except queue.Full:
+            continue
 
 
 def open_video(path: str | Path, **kwargs) -> tuple[VideoInfo, Decoder]:
