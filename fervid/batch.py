@@ -13,7 +13,8 @@ from tqdm import tqdm
 
 from fervid.errors import FervidError
 from fervid.pipeline import Settings
-from fervid.runner import FileResult, Outputs, process_file
+from fervid.outputs import Outputs
+from fervid.runner import FileResult, process_file
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".gif", ".mpg", ".mpeg", ".wmv", ".flv",
                   ".ts", ".mts", ".m2ts", ".3gp", ".ogv", ".mxf", ".vob"}

@@ -182,7 +182,7 @@ def timeline(inputs, csv_path, plot_path, model, every, sample_fps, min_face, sm
     from pathlib import Path
 
     from fervid.batch import expand_inputs, plan
-    from fervid.runner import Outputs
+    from fervid.outputs import Outputs
 
     found = expand_inputs(inputs, recursive)
     settings = _settings(model, every, min_face, smooth, no_smooth, detect_every, tiles, device)
@@ -190,7 +190,7 @@ def timeline(inputs, csv_path, plot_path, model, every, sample_fps, min_face, sm
         from fervid.batch import Job
 
         job_list = [Job(src, Outputs()) for src, _ in found]
-        _run(job_list, settings, sample_fps, jobs, True, quiet, verbose, print_tables=True)
+        return _run(job_list, settings, sample_fps, jobs, True, quiet, verbose, print_tables=True)
     if plot_path is not None:
         try:
             import matplotlib  # noqa: F401

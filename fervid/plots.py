@@ -51,8 +51,6 @@ def timeline_png(path: Path, df, thumbnails: dict | None = None, title: str = ""
 
     ``df`` has the timeline CSV's columns; returns the number of panels drawn.
     """
-    import pandas as pd  # noqa: F401 - df is a DataFrame
-
     if df is None or len(df) == 0:
         raise FervidError(f"{title or 'timeline'}: no faces were found, so there is nothing to plot")
     plt = _pyplot()
