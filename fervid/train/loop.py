@@ -100,6 +100,33 @@ def targets(split: datasets.FerData, idx: np.ndarray, smoothing: float) -> torch
     return t * (1 - smoothing) + smoothing / 7
 
 
+def train_epoch(cfg: TrainConfig, net, opt, images, soft_targets, labels, epoch: int, steps_per_epoch: int):
+    """One pass over the training split; returns (summed loss, correct count). Seeded by (seed, epoch)."""
+    net.train()
+    gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+    order = torch.randperm(len(images), generator=gen).to(images.device)
+    total_loss = torch.zeros((), device=images.device)
+    correct = torch.zeros((), dtype=torch.long, device=images.device)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=images.device.type == "cuda")
+    bar = tqdm(range(0, len(order), cfg.batch_size), desc=f"epoch {epoch}/{cfg.epochs}",
+               disable=cfg.quiet, leave=False, unit="batch")
+    for step, i in enumerate(bar):
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(cfg, epoch - 1 + step / steps_per_epoch)
+        idx = order[i:i + cfg.batch_size]
+        x = augment(images[idx].float().unsqueeze(1), gen)
+        y = soft_targets[idx]
+        with autocast:
+            logits = net(nets.normalise(x)).float()
+        loss = torch.sum(-y * F.log_softmax(logits, 1), 1).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total_loss += loss.detach() * len(idx)
+        correct += (logits.argmax(1) == labels[idx]).sum()
+    return float(total_loss), int(correct)
+
+
 def train(cfg: TrainConfig) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -122,28 +149,14 @@ def train(cfg: TrainConfig) -> dict:
     log(cfg, f"{cfg.arch}: {nets.count_parameters(net):,} parameters; train {len(train_set)}, "
              f"select on {public.usage[0] if len(set(public.usage)) == 1 else 'Test (PublicTest+PrivateTest mixed)'} {len(public)}")
 
+    # The whole split lives on the device (66 MB as uint8): batches are gathered and augmented there.
+    images = torch.from_numpy(train_set.images).to(cfg.device)
+    soft_targets = targets(train_set, np.arange(len(train_set)), cfg.label_smoothing).to(cfg.device)
+    labels = torch.from_numpy(train_set.labels).to(cfg.device)
     for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
         t0 = time.time()
-        net.train()
-        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        order = torch.randperm(len(train_set), generator=gen).numpy()
-        total_loss = correct = seen = 0
-        bar = tqdm(range(0, len(order), cfg.batch_size), desc=f"epoch {epoch}/{cfg.epochs}",
-                   disable=cfg.quiet, leave=False, unit="batch")
-        for step, i in enumerate(bar):
-            for group in opt.param_groups:
-                group["lr"] = learning_rate(cfg, epoch - 1 + step / steps_per_epoch)
-            idx = order[i:i + cfg.batch_size]
-            x = augment(to_tensor(train_set.images[idx]), gen).to(cfg.device)
-            y = targets(train_set, idx, cfg.label_smoothing).to(cfg.device)
-            logits = net(nets.normalise(x))
-            loss = torch.sum(-y * F.log_softmax(logits, 1), 1).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total_loss += float(loss.detach()) * len(idx)
-            correct += int((logits.argmax(1).cpu().numpy() == train_set.labels[idx]).sum())
-            seen += len(idx)
+        total_loss, correct = train_epoch(cfg, net, opt, images, soft_targets, labels, epoch, steps_per_epoch)
+        seen = len(train_set)
         val_loss, val_acc = evaluate(net, public, cfg.device)
         secs = time.time() - t0
         state["epoch"], state["seconds"] = epoch, state["seconds"] + secs
