@@ -12,7 +12,7 @@ import tempfile
 import time
 
 t0 = time.perf_counter()
-from fer import FER  # noqa: E402
+from fer.fer import FER  # noqa: E402
 from fer.classes import Video  # noqa: E402
 
 video_path = sys.argv[1]
