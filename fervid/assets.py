@@ -7,4 +7,7 @@ from pathlib import Path
 
 
 def models_dir() -> Path:
-    return Path(str(resources.files("fervid.models")))
+    try:
+        return Path(str(resources.files("fervid.models")))
+    except ModuleNotFoundError:  # running from a source tree that was never installed
+        return Path(__file__).resolve().parent.parent / "models"

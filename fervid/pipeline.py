@@ -34,6 +34,7 @@ class Settings:
     min_face: int = 20  # pixels, on the box's shorter side
     smooth: float = 0.3  # EMA time constant in seconds; 0 disables
     coast: float = 0.5  # seconds a lost face keeps its predicted box
+    activation: float = 0.0  # detector score a face needs to start a track (weaker ones only extend tracks)
     device: str = "cpu"
     threads: int = 0
 
@@ -76,7 +77,7 @@ class Analyzer:
         self.settings = settings
         self.classifier = classifier or Classifier(settings.model, settings.device, settings.threads)
         self.detector = detector or FaceDetector(settings.detector)
-        self.tracker = Tracker(max_age=max(1.5, settings.coast))
+        self.tracker = Tracker(max_age=max(1.5, settings.coast), activation=settings.activation)
         self.smoother = EmaSmoother(settings.smooth)
         self.cuts = ShotCutDetector()
         self.times = StageTimes()

@@ -53,10 +53,12 @@ class TrackedFace:
 
 
 class Tracker:
-    """``update(detections, time_s)`` returns the detections with IDs; IDs are never reused."""
+    """``update(detections, time_s)`` returns the detections that belong to a track, with IDs; IDs are never reused."""
 
-    def __init__(self, cost: CostFn = iou_distance_cost, max_cost: float = 1.6, max_age: float = 1.5):
+    def __init__(self, cost: CostFn = iou_distance_cost, max_cost: float = 1.6, max_age: float = 1.5,
+                 activation: float = 0.0):
         self.cost, self.max_cost, self.max_age = cost, max_cost, max_age
+        self.activation = activation  # a detection below this score may extend a track but not start one
         self.tracks: list[Track] = []
         self.next_id = 1
 
@@ -78,6 +80,8 @@ class Tracker:
         out = []
         for i, det in enumerate(detections):
             track = assigned.get(i)
+            if track is None and det.score < self.activation:
+                continue
             if track is None:
                 track = Track(self.next_id, dets[i], det.score, time_s)
                 self.next_id += 1
