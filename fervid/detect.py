@@ -46,6 +46,7 @@ class DetectorSettings:
     tiles: str = "auto"  # "auto", "off", or "COLSxROWS"
     tile_overlap: float = 0.25
     nms_iou: float = 0.3
+    tile_refresh: int = 3  # a tile that found no face lately is scanned on every Nth call only (1: always)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -166,7 +167,9 @@ def quiet_native_stderr():
 
 
 class FaceDetector:
-    """``detect(rgb)`` on an upright RGB frame; not thread-safe, so one per worker."""
+    """``detect(rgb)`` on an upright RGB frame, key frame after key frame of one video; ``reset()`` at a cut.
+
+    Not thread-safe, so one per worker."""
 
     def __init__(self, settings: DetectorSettings = DetectorSettings()):
         os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging is noise to users
@@ -187,6 +190,12 @@ class FaceDetector:
         except Exception as err:  # noqa: BLE001 - MediaPipe raises bare RuntimeErrors
             raise ModelError(f"{self.path}: MediaPipe could not load the face detector ({err})") from None
         self._grid: dict[tuple[int, int], list] = {}
+        # Tiles where no face was found lately are scanned less often (in turn, every
+        # ``tile_refresh`` calls): most of a frame is walls and sky, and a face walking into
+        # such a tile is still found within a few key frames.
+        self._idle: dict[int, int] = {}
+        self._calls = 0
+        self.passes = 0
 
     def _blank(self):
         return self._image.Image(image_format=self._image.ImageFormat.SRGB, data=np.zeros((64, 64, 3), np.uint8))
@@ -214,9 +223,23 @@ class FaceDetector:
             cols, rows = tile_grid(w, h, self.settings.tiles)
             self._grid[(w, h)] = tiles(w, h, cols, rows, self.settings.tile_overlap)
         dets = self._run(rgb)
-        for x0, y0, x1, y1 in self._grid[(w, h)]:
-            dets += self._run(rgb[y0:y1, x0:x1], x0, y0)
+        refresh = max(1, self.settings.tile_refresh)
+        for i, (x0, y0, x1, y1) in enumerate(self._grid[(w, h)]):
+            idle = self._idle.get(i)
+            if idle is None or idle < refresh or (self._calls + i) % refresh == 0:
+                found = self._run(rgb[y0:y1, x0:x1], x0, y0)
+                self.passes += 1
+                dets += found
+                self._idle[i] = 0 if found else (idle or 0) + 1
+            else:
+                self._idle[i] = idle + 1
+        self._calls += 1
+        self.passes += 1
         return [clip(d, w, h) for d in nms(dets, self.settings.nms_iou) if d.w > 1 and d.h > 1]
+
+    def reset(self) -> None:
+        """A new shot: scan every tile on the next call."""
+        self._idle.clear()
 
     def close(self) -> None:
         if self._mp is not None:

@@ -100,6 +100,7 @@ class Analyzer:
                 yield from self._flush(prev, pending)  # close the old shot on its own last frame
                 pending, prev = [], None
                 self.tracker.reset()
+                self.detector.reset()
             if prev is None or since_key >= key_gap:
                 key = self._key(frame, gray)
                 yield from self._resolve(prev, pending, key)
