@@ -113,3 +113,28 @@ def test_shot_cut_detector():
     assert not cuts.update(a)
     assert not cuts.update(np.clip(a.astype(int) + 30, 0, 255).astype(np.uint8))  # brightness change only
     assert cuts.update(b)
+
+
+def test_idle_tiles_are_scanned_in_turn_and_all_after_reset(monkeypatch):
+    det = FaceDetector(DetectorSettings(tiles="2x2", tile_refresh=3))
+    calls = []
+
+    def fake_run(rgb, dx=0, dy=0):
+        calls.append((dx, dy))
+        return [Detection(dx + 5, dy + 5, 20, 20, 0.9)] if (dx, dy) == (0, 0) else []
+
+    monkeypatch.setattr(det, "_run", fake_run)
+    frame = np.zeros((400, 400, 3), np.uint8)
+    per_call = []
+    for _ in range(6):
+        calls.clear()
+        det.detect(frame)
+        per_call.append(len(calls))
+    assert per_call[0] == 5  # full frame + 4 tiles
+    assert max(per_call[3:]) < 5  # idle tiles now take turns
+    assert all(c >= 2 for c in per_call)  # full frame + the tile with a face, every time
+    det.reset()
+    calls.clear()
+    det.detect(frame)
+    assert len(calls) == 5
+    det.close()
