@@ -14,7 +14,8 @@ class ShotCutDetector:
         self._prev: np.ndarray | None = None
 
     def update(self, gray: np.ndarray) -> bool:
-        thumb = cv2.resize(gray, (32, 18), interpolation=cv2.INTER_AREA).astype(np.float32)
+        step = max(1, min(gray.shape[:2]) // 72)  # decimate first: area-resizing a whole frame is slow
+        thumb = cv2.resize(gray[::step, ::step], (32, 18), interpolation=cv2.INTER_AREA).astype(np.float32)
         prev, self._prev = self._prev, thumb
         if prev is None:
             return False
