@@ -8,6 +8,8 @@ analysed frame gets a result while the detector runs a few times a second.
 
 from __future__ import annotations
 
+import queue
+import threading
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
@@ -15,6 +17,7 @@ import numpy as np
 
 from fervid.classify import Classifier, square_crop
 from fervid.detect import DetectorSettings, FaceDetector, iou_matrix
+from fervid.handoff import put_unless_stopped
 from fervid.labels import EMOTIONS
 from fervid.shots import ShotCutDetector
 from fervid.smooth import EmaSmoother
@@ -70,8 +73,18 @@ class _Key:
     faces: dict[int, tuple[np.ndarray, float]]  # face_id -> (x0, y0, x1, y1), det_score
 
 
+_Plan = list[tuple[Frame, "np.ndarray | None", "list[tuple[int, np.ndarray, float]] | None"]]
+_END = object()
+
+
 class Analyzer:
-    """Stateful per video: ``run(frames)`` yields ``(frame, results)`` in order, one per analysed frame."""
+    """Stateful per video: ``run(frames)`` yields ``(frame, results)`` in order, one per analysed frame.
+
+    Two stages overlap in two threads: *locate* (shot cuts, detection, tracking, boxes for the frames
+    between key frames) runs ahead in a worker thread, while *read* (crops, one classifier batch
+    per stretch, smoothing) and the caller's writing run in the calling thread. MediaPipe and ONNX
+    Runtime release the GIL, so on two cores the detector and the classifier work at once.
+    """
 
     def __init__(self, settings: Settings, classifier: Classifier | None = None, detector: FaceDetector | None = None):
         self.settings = settings
@@ -85,6 +98,39 @@ class Analyzer:
     def run(self, frames: Iterable[Frame], fps: float, every: int = 1
             ) -> Iterator[tuple[Frame, list[FaceResult] | None]]:
         """Frames whose index is not a multiple of ``every`` pass through, in order, with ``None``."""
+        plans: queue.Queue = queue.Queue(maxsize=3)
+        stop = threading.Event()
+
+        def produce() -> None:
+            source = iter(frames)
+            try:
+                for plan in self._locate(source, fps, every):
+                    if not put_unless_stopped(plans, plan, stop):
+                        break
+            except BaseException as err:  # handed to the calling thread, raised there
+                put_unless_stopped(plans, err, stop)
+            finally:
+                close = getattr(source, "close", None)
+                if close:
+                    close()  # stops ffmpeg if we stopped early
+                put_unless_stopped(plans, _END, stop)
+
+        worker = threading.Thread(target=produce, name="fervid-locate", daemon=True)
+        worker.start()
+        try:
+            while True:
+                item = plans.get()
+                if item is _END:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                yield from self._read(item)
+        finally:
+            stop.set()
+            worker.join()
+
+    def _locate(self, frames: Iterator[Frame], fps: float, every: int) -> Iterator[_Plan]:
+        """Stretches of frames, each ending on a key frame, with every analysed frame's face boxes."""
         key_gap = max(1, round(self.settings.detect_every * fps / every))
         prev: _Key | None = None
         pending: list[tuple[Frame, np.ndarray | None]] = []
@@ -103,20 +149,21 @@ class Analyzer:
                 self.detector.reset()
             if prev is None or since_key >= key_gap:
                 key = self._key(frame, gray)
-                yield from self._resolve(prev, pending, key)
+                yield self._plan(prev, pending, key)
                 prev, pending, since_key = key, [], 1
             else:
                 pending.append((frame, gray))
                 since_key += 1
         yield from self._flush(prev, pending)
 
-    def _flush(self, prev: _Key | None, pending: list[tuple[Frame, np.ndarray | None]]):
+    def _flush(self, prev: _Key | None, pending: list[tuple[Frame, np.ndarray | None]]) -> Iterator[_Plan]:
         """End a stretch without a key frame after it: its last analysed frame becomes one."""
         last = max((i for i, (_, g) in enumerate(pending) if g is not None), default=None)
         if last is not None:
-            yield from self._resolve(prev, pending[:last], self._key(*pending[last]))
-        for frame, _ in pending[(last + 1 if last is not None else 0):]:
-            yield frame, None
+            yield self._plan(prev, pending[:last], self._key(*pending[last]))
+        rest = pending[(last + 1 if last is not None else 0):]
+        if rest:
+            yield [(frame, None, None) for frame, _ in rest]
 
     def _key(self, frame: Frame, gray: np.ndarray) -> _Key:
         with self.times.time("detect"):
@@ -135,9 +182,11 @@ class Analyzer:
                     faces[track.id] = (box, float("nan"))
         return _Key(frame, gray, faces)
 
-    def _resolve(self, prev: _Key | None, between: list[tuple[Frame, np.ndarray]], key: _Key):
-        """Boxes for the frames between two key frames, then one classifier batch for all of them."""
-        plan: list[tuple[Frame, np.ndarray, list[tuple[int, np.ndarray, float]]]] = []
+    @staticmethod
+    def _plan(prev: _Key | None, between: list[tuple[Frame, np.ndarray | None]], key: _Key) -> _Plan:
+        """Boxes for the frames between two key frames: interpolated for faces seen at both ends,
+        held for the nearer half of the gap for faces seen at one end only."""
+        plan: _Plan = []
         for frame, gray in between:
             if gray is None:
                 plan.append((frame, None, None))
@@ -156,6 +205,10 @@ class Analyzer:
                     faces.append((fid, key.faces[fid][0], key.faces[fid][1]))
             plan.append((frame, gray, faces))
         plan.append((key.frame, key.gray, [(fid, box, s) for fid, (box, s) in sorted(key.faces.items())]))
+        return plan
+
+    def _read(self, plan: _Plan) -> Iterator[tuple[Frame, list[FaceResult] | None]]:
+        """One classifier batch for the stretch, then smoothed results frame by frame."""
         size = self.classifier.input_size
         with self.times.time("crop"):
             crops = [square_crop(gray, tuple(box), size) for _, gray, faces in plan if faces for _, box, _ in faces]

@@ -22,6 +22,7 @@ import ffmpeg
 import numpy as np
 
 from fervid.errors import VideoError
+from fervid.handoff import put_unless_stopped
 from fervid.video.probe import VideoInfo, ffmpeg_exe
 
 _SHOWINFO = re.compile(r"\] n:\s*(\d+) pts:\s*(-?\d+|NOPTS) pts_time:(\S+)")
@@ -189,13 +190,13 @@ class Decoder:
                 last_t = t
                 frame = Frame(index * self.every, t, np.frombuffer(buf, np.uint8).reshape(shape),
                               self.info.width, self.info.height)
-                _put(frames, frame, stop)
+                put_unless_stopped(frames, frame, stop)
                 index += 1
         except (OSError, ValueError, queue.Empty):
             pass
         finally:
             pipe.close()
-            _put(frames, _END, stop)
+            put_unless_stopped(frames, _END, stop)
 
     def _read_stderr(self, pipe, times: queue.Queue) -> None:
         tail: deque = deque(maxlen=20)
@@ -210,16 +211,6 @@ class Decoder:
         self.report.messages = list(tail)
         times.put(None)
         pipe.close()
-
-
-def _put(q: queue.Queue, item, stop: threading.Event) -> None:
-    """Put, unless the consumer has gone (then nobody would ever take it)."""
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.2)
-            return
-        except queue.Full:
-            continue
 
 
 def open_video(path: str | Path, **kwargs) -> tuple[VideoInfo, Decoder]:
