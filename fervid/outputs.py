@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fervid.draw import draw_faces
+from fervid.draw import I420Canvas, draw_faces
 from fervid.errors import OutputError
 from fervid.labels import EMOTIONS
 from fervid.timing import StageTimes
@@ -92,10 +92,10 @@ class PartFiles:
 
 
 class VideoSink:
-    """Draw the faces (the last analysed ones on frames in between) and encode."""
+    """Draw the faces (the last analysed ones on frames in between) on the I420 frame and encode it."""
 
     def __init__(self, path: Path, info: VideoInfo, times: StageTimes, threads: int = 0):
-        self.encoder = Encoder(path, info, threads=threads)
+        self.encoder = Encoder(path, info, threads=threads, pix_fmt="yuv420p")
         self.times = times
         self.last: list = []
 
@@ -103,9 +103,9 @@ class VideoSink:
         if faces is not None:
             self.last = faces
         with self.times.time("draw"):
-            image = draw_faces(frame.bgr(), self.last)
+            draw_faces(I420Canvas(frame.image, frame.width, frame.height), self.last)
         with self.times.time("encode"):
-            self.encoder.write(image, frame.time_s)
+            self.encoder.write(frame.image, frame.time_s)
 
     def close(self) -> None:
         with self.times.time("encode"):

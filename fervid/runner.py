@@ -46,7 +46,7 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, sample_f
     info, _ = open_video(src)
     every = fps_to_every(float(info.fps), sample_fps, settings.every)
     # Timeline only: ffmpeg drops the unsampled frames before the pipe. Annotating needs them all.
-    decoder = Decoder(info, pix_fmt="bgr24" if outputs.video else "yuv420p", every=1 if outputs.video else every)
+    decoder = Decoder(info, pix_fmt="yuv420p", every=1 if outputs.video else every)
     analyzer = Analyzer(settings, classifier=classifier, detector=FaceDetector(settings.detector))
     result = FileResult(str(src))
     parts = PartFiles(outputs)

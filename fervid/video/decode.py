@@ -44,7 +44,7 @@ class Frame:
     """One decoded frame: its index in the stream, its presentation time, and the pixels (upright).
 
     ``image`` is in the decoder's pixel format: BGR ``[h,w,3]``, grey ``[h,w]``, or I420 planes
-    ``[H*3/2, W]`` (W, H rounded up to even); :meth:`gray`, :meth:`bgr` and :meth:`rgb` convert.
+    ``[H*3/2, W]`` (W, H rounded up to even); :meth:`gray` and :meth:`rgb` convert.
     """
 
     index: int
@@ -59,19 +59,11 @@ class Frame:
         return self.image if self.image.ndim == 2 else cv2.cvtColor(self.image, cv2.COLOR_BGR2GRAY)
 
     def rgb(self) -> np.ndarray:
-        return self._convert(cv2.COLOR_YUV2RGB_I420, cv2.COLOR_BGR2RGB, cv2.COLOR_GRAY2RGB)
-
-    def bgr(self) -> np.ndarray:
         if self.image.ndim == 3:
-            return self.image
-        return self._convert(cv2.COLOR_YUV2BGR_I420, None, cv2.COLOR_GRAY2BGR)
-
-    def _convert(self, from_i420: int, from_bgr: int | None, from_gray: int) -> np.ndarray:
-        if self.image.ndim == 3:
-            return cv2.cvtColor(self.image, from_bgr)
+            return cv2.cvtColor(self.image, cv2.COLOR_BGR2RGB)
         if self.image.shape[0] != self.height:
-            return cv2.cvtColor(self.image, from_i420)[: self.height, : self.width]
-        return cv2.cvtColor(self.image, from_gray)
+            return cv2.cvtColor(self.image, cv2.COLOR_YUV2RGB_I420)[: self.height, : self.width]
+        return cv2.cvtColor(self.image, cv2.COLOR_GRAY2RGB)
 
 
 @dataclass

@@ -42,10 +42,13 @@ def _el(eid: bytes, payload: bytes) -> bytes:
     return eid + _vint_size(len(payload)) + payload
 
 
-class MatroskaPipe:
-    """Write uncompressed BGR frames with explicit timestamps as a live (unknown-size) Matroska stream."""
+FOURCC = {"bgr24": b"BGR\x18", "yuv420p": b"I420"}
 
-    def __init__(self, fh, width: int, height: int, frame_duration: float | None = None):
+
+class MatroskaPipe:
+    """Write uncompressed frames with explicit timestamps as a live (unknown-size) Matroska stream."""
+
+    def __init__(self, fh, width: int, height: int, frame_duration: float | None = None, pix_fmt: str = "bgr24"):
         self.fh, self.width, self.height = fh, width, height
         ebml = _el(b"\x1a\x45\xdf\xa3", b"".join([
             _el(b"\x42\x86", _uint(1)), _el(b"\x42\xf7", _uint(1)), _el(b"\x42\xf2", _uint(4)),
@@ -54,7 +57,7 @@ class MatroskaPipe:
         info = _el(b"\x15\x49\xa9\x66", _el(b"\x2a\xd7\xb1", _uint(1000)) + _el(b"\x4d\x80", b"fervid")
                    + _el(b"\x57\x41", b"fervid"))
         video = _el(b"\xe0", _el(b"\xb0", _uint(width)) + _el(b"\xba", _uint(height))
-                    + _el(b"\x2e\xb5\x24", b"BGR\x18"))
+                    + _el(b"\x2e\xb5\x24", FOURCC[pix_fmt]))
         track = _el(b"\xae", _el(b"\xd7", _uint(1)) + _el(b"\x73\xc5", _uint(1)) + _el(b"\x83", _uint(1))
                     + _el(b"\x86", b"V_UNCOMPRESSED") + _el(b"\x9c", _uint(0)) + video
                     + (_el(b"\x23\xe3\x83", _uint(round(frame_duration * 1e9))) if frame_duration else b""))
@@ -75,8 +78,10 @@ class MatroskaPipe:
 class Encoder:
     """``write(image, time_s)`` per frame, then ``close()``; raises :class:`VideoError` if ffmpeg fails."""
 
-    def __init__(self, out: str | Path, info: VideoInfo, crf: int = 20, preset: str = "veryfast", threads: int = 0):
-        self.out, self.info = Path(out), info
+    def __init__(self, out: str | Path, info: VideoInfo, crf: int = 20, preset: str = "veryfast", threads: int = 0,
+                 pix_fmt: str = "bgr24"):
+        """``pix_fmt``: what ``write`` gets, BGR ``[h,w,3]`` or I420 ``[H*3/2, W]`` with W, H rounded up to even."""
+        self.out, self.info, self.pix_fmt = Path(out), info, pix_fmt
         suffix = self.out.suffix.lower()
         if suffix not in _COPY_OK:
             raise VideoError(f"{out}: unsupported output container (use one of {', '.join(OUTPUT_SUFFIXES)})")
@@ -106,7 +111,11 @@ class Encoder:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log,
                                      start_new_session=True)
         step = 1 / float(info.fps) if info.fps else None
-        self.mkv = MatroskaPipe(self.proc.stdin, info.width, info.height, step)
+        if self.pix_fmt == "yuv420p":
+            size = (info.width + 1) // 2 * 2, (info.height + 1) // 2 * 2
+        else:
+            size = info.width, info.height
+        self.mkv = MatroskaPipe(self.proc.stdin, *size, step, self.pix_fmt)
 
     def write(self, image: np.ndarray, time_s: float) -> None:
         """Queue a frame; a writer thread feeds ffmpeg, so encoding overlaps the next frames' analysis."""
