@@ -72,7 +72,7 @@ class ModelInfo:
 class Classifier:
     """``predict(crops)`` for uint8 crops ``[N,S,S]`` -> probabilities ``[N,7]``."""
 
-    def __init__(self, model: str | None = None, device: str = "cpu", threads: int = 0):
+    def __init__(self, model: str | None = None, device: str = "cpu", threads: int = 0, tta: bool = False):
         import onnxruntime as ort
 
         path = resolve_model(model)
@@ -95,12 +95,17 @@ class Classifier:
         meta = dict(self.session.get_modelmeta().custom_metadata_map)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         self.info = ModelInfo(str(path), path.stem, digest, self.input_size, meta)
+        self.tta = tta
 
     def predict(self, crops: np.ndarray) -> np.ndarray:
+        """Probabilities; with ``tta`` the mean over each crop and its mirror image (twice the work)."""
         if len(crops) == 0:
             return np.zeros((0, NUM_CLASSES), np.float32)
         x = crops.astype(np.float32, copy=False).reshape(len(crops), 1, self.input_size, self.input_size)
-        return self.session.run(None, {self.input_name: x})[0]
+        if not self.tta:
+            return self.session.run(None, {self.input_name: x})[0]
+        both = self.session.run(None, {self.input_name: np.concatenate([x, x[..., ::-1]])})[0]
+        return (both[: len(x)] + both[len(x):]) / 2
 
 
 def check_contract(session, path: Path) -> int:

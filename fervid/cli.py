@@ -72,6 +72,7 @@ def _common(f):
         click.option("--detect-every", default=0.2, show_default=True, help="Seconds between face detections (boxes are interpolated between)."),
         click.option("--tiles", default="auto", show_default=True, help="Detector tiling for small faces: auto, off, or COLSxROWS."),
         click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True),
+        click.option("--tta", is_flag=True, help="Average each face with its mirror image (twice the classifier work)."),
         click.option("-r", "--recursive", is_flag=True, help="Look for videos in sub-directories too."),
         click.option("-j", "--jobs", default=1, show_default=True, help="Videos processed in parallel."),
         click.option("--overwrite", is_flag=True, help="Redo videos whose outputs already exist."),
@@ -83,12 +84,12 @@ def _common(f):
     return f
 
 
-def _settings(model, every, min_face, smooth, no_smooth, detect_every, tiles, device):
+def _settings(model, every, min_face, smooth, no_smooth, detect_every, tiles, device, tta):
     from fervid.detect import DetectorSettings
     from fervid.pipeline import Settings
 
     return Settings(model=model, detector=DetectorSettings(tiles=tiles), detect_every=detect_every, every=every,
-                    min_face=min_face, smooth=0.0 if no_smooth else smooth, device=device)
+                    min_face=min_face, smooth=0.0 if no_smooth else smooth, device=device, tta=tta)
 
 
 def _run(jobs, settings, sample_fps, n_jobs, overwrite, quiet, verbose, print_tables=False):
@@ -137,7 +138,7 @@ def _is_single_file(inputs) -> bool:
               help="Output video (for one input file) or output directory.")
 @click.option("--csv", "with_csv", is_flag=True, help="Also write the timeline and summary CSVs beside each video.")
 def annotate(inputs, output, with_csv, model, every, sample_fps, min_face, smooth, no_smooth, detect_every, tiles,
-             device, recursive, jobs, overwrite, quiet, verbose):
+             device, tta, recursive, jobs, overwrite, quiet, verbose):
     """Write an annotated copy of each video (H.264, audio kept): boxes, IDs, emotions.
 
     \b
@@ -155,8 +156,8 @@ def annotate(inputs, output, with_csv, model, every, sample_fps, min_face, smoot
     if not single and out.suffix.lower() in OUTPUT_SUFFIXES:
         raise click.UsageError(f"-o {output}: several inputs need an output directory, not a file name")
     job_list = plan(expand_inputs(inputs, recursive), out, single, video=True, timeline=with_csv)
-    _run(job_list, _settings(model, every, min_face, smooth, no_smooth, detect_every, tiles, device), sample_fps,
-         jobs, overwrite, quiet, verbose)
+    _run(job_list, _settings(model, every, min_face, smooth, no_smooth, detect_every, tiles, device, tta),
+         sample_fps, jobs, overwrite, quiet, verbose)
 
 
 @main.command()
@@ -166,8 +167,8 @@ def annotate(inputs, output, with_csv, model, every, sample_fps, min_face, smoot
                    "[default: the current directory]. Without --csv or --plot, print each face's summary.")
 @click.option("--plot", "plot_path", is_flag=False, flag_value=".", default=None, type=click.Path(),
               help="Also draw a PNG per video, one panel per face (needs matplotlib): beside the CSV, or at PATH.")
-def timeline(inputs, csv_path, plot_path, model, every, sample_fps, min_face, smooth, no_smooth, detect_every, tiles, device,
-             recursive, jobs, overwrite, quiet, verbose):
+def timeline(inputs, csv_path, plot_path, model, every, sample_fps, min_face, smooth, no_smooth, detect_every, tiles,
+             device, tta, recursive, jobs, overwrite, quiet, verbose):
     """Per-face emotion timeline: one CSV row per face per analysed frame, plus a per-face summary.
 
     \b
@@ -185,7 +186,7 @@ def timeline(inputs, csv_path, plot_path, model, every, sample_fps, min_face, sm
     from fervid.outputs import Outputs
 
     found = expand_inputs(inputs, recursive)
-    settings = _settings(model, every, min_face, smooth, no_smooth, detect_every, tiles, device)
+    settings = _settings(model, every, min_face, smooth, no_smooth, detect_every, tiles, device, tta)
     if csv_path is None and plot_path is None:
         from fervid.batch import Job
 
@@ -209,15 +210,16 @@ def timeline(inputs, csv_path, plot_path, model, every, sample_fps, min_face, sm
               help="Training, PublicTest, PrivateTest, or Test (image folders: PublicTest+PrivateTest mixed).")
 @click.option("--out", "out_dir", type=click.Path(), default=None,
               help="Directory for confusion.csv and confusion.png [default: print only].")
+@click.option("--tta", is_flag=True, help="Average each face with its mirror image.")
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
-def evaluate(model, data, split, out_dir, verbose):
+def evaluate(model, data, split, out_dir, tta, verbose):
     """Accuracy, per-class precision/recall/F1, confusion matrix and crops/s of an ONNX MODEL on FER-2013."""
     from pathlib import Path
 
     from fervid.evaluate import crops_per_second, evaluate as run, format_report, write_confusion_csv
 
     try:
-        scores, clf = run(model, data, split)
+        scores, clf = run(model, data, split, tta)
         click.echo(format_report(scores, split, clf.info.name))
         speed = {b: crops_per_second(clf, b, seconds=1.0) for b in (1, 64)}
         click.echo("speed: " + ", ".join(f"{v:,.0f} crops/s at batch {b}" for b, v in speed.items()))

@@ -81,8 +81,8 @@ def write_confusion_csv(path: Path, s: Scores) -> None:
             w.writerow([name, *(f"{v:.4f}" for v in row)])
 
 
-def evaluate(model: str, data: str, split: str = "PrivateTest") -> tuple[Scores, Classifier]:
+def evaluate(model: str, data: str, split: str = "PrivateTest", tta: bool = False) -> tuple[Scores, Classifier]:
     fer = datasets.load(data).split(split)
-    clf = Classifier(model)
+    clf = Classifier(model, tta=tta)
     probs = predict_all(clf, fer.images)
     return score(fer.labels, probs.argmax(1)), clf

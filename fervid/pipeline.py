@@ -40,6 +40,7 @@ class Settings:
     activation: float = 0.0  # detector score a face needs to start a track (weaker ones only extend tracks)
     device: str = "cpu"
     threads: int = 0
+    tta: bool = False  # average each crop with its mirror image
 
     def as_dict(self) -> dict:
         d = dict(self.__dict__)
@@ -88,7 +89,7 @@ class Analyzer:
 
     def __init__(self, settings: Settings, classifier: Classifier | None = None, detector: FaceDetector | None = None):
         self.settings = settings
-        self.classifier = classifier or Classifier(settings.model, settings.device, settings.threads)
+        self.classifier = classifier or Classifier(settings.model, settings.device, settings.threads, settings.tta)
         self.detector = detector or FaceDetector(settings.detector)
         self.tracker = Tracker(max_age=max(1.5, settings.coast), activation=settings.activation)
         self.smoother = EmaSmoother(settings.smooth)

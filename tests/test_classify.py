@@ -82,3 +82,10 @@ def test_smoother_works_in_seconds():
     raw = EmaSmoother(tau=0)
     raw.update(1, a, 0)
     assert (raw.update(1, b, 0.1) == b).all()
+
+
+def test_tta_averages_each_crop_with_its_mirror():
+    plain, tta = Classifier(), Classifier(tta=True)
+    x = np.random.default_rng(1).integers(0, 256, (4, plain.input_size, plain.input_size), dtype=np.uint8)
+    expected = (plain.predict(x) + plain.predict(x[:, :, ::-1].copy())) / 2
+    assert np.allclose(tta.predict(x), expected, atol=1e-5)
