@@ -118,6 +118,22 @@ def classifier_speed() -> list[tuple[str, dict[int, float]]]:
     return out
 
 
+def jobs_scaling(tmp: Path, runs: int) -> tuple[float, float]:
+    """A folder of 8 short clips (5 s of the 512x512 clip each): wall seconds with -j 1 and -j 2."""
+    folder = tmp / "short_clips"
+    folder.mkdir()
+    src = SHARED / "liveportrait_d10_surprise.mp4"
+    for i in range(8):
+        subprocess.run([ffmpeg(), "-v", "error", "-y", "-ss", str(i), "-i", str(src), "-t", "5", "-c:v", "libx264",
+                        "-preset", "ultrafast", str(folder / f"clip{i}.mp4")], check=True)
+    out = []
+    for jobs in (1, 2):
+        cmd = [sys.executable, "-m", "fervid", "timeline", str(folder), "--csv", str(tmp / f"j{jobs}"), "-q",
+               "--overwrite", "-j", str(jobs)]
+        out.append(median_run(cmd, runs)[0])
+    return out[0], out[1]
+
+
 def make_loop(src: Path, minutes: float, dst: Path) -> Path:
     from fervid.video.probe import probe
 
@@ -167,6 +183,9 @@ def main() -> None:
         print("|---|---|---|---|")
         for name, speed in classifier_speed():
             print(f"| {name} | " + " | ".join(f"{speed[b]:,.0f}" for b in (1, 16, 64)) + " crops/s |")
+        one, two = jobs_scaling(Path(tmp), args.runs)
+        print(f"\nBatch of 8 five-second 512x512 clips, timeline: -j 1 {one:.1f} s, -j 2 {two:.1f} s: "
+              f"{one / two:.2f}x\n")
         if args.long:
             print("\nMemory against length (timeline, 1080p crowd clip looped):\n")
             print("| length | frames | fps | peak MB |")
