@@ -11,7 +11,7 @@ from fervid import __version__
 from fervid.errors import FervidError
 from fervid.labels import EMOTIONS
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _fail(err: Exception, verbose: bool) -> None:
@@ -53,9 +53,6 @@ def train(verbose: bool, **kwargs) -> None:
     except FervidError as err:
         _fail(err, verbose)
         sys.exit(EXIT_USAGE)
-
-
-EXIT_INTERRUPTED = 130
 
 
 def _common(f):
