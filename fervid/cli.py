@@ -22,13 +22,15 @@ def _fail(err: Exception, verbose: bool) -> None:
     click.echo(f"fervid: error: {err}", err=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]},
+             epilog="Exit codes: 0 all done, 1 some inputs failed (the rest are done), 2 usage error "
+                    "(bad option, unusable model), 130 interrupted.")
 @click.version_option(__version__, prog_name="fervid")
 def main() -> None:
     """Faces, stable IDs and the 7 FER-2013 emotions, frame by frame, from any video ffmpeg reads."""
 
 
-@main.command()
+@main.command(short_help="Train a paper CNN on FER-2013 (needs fervid[train]).")
 @click.option("--arch", type=click.Choice(["mini_xception", "fcn"]), required=True, help="Network architecture.")
 @click.option("--data", required=True, type=click.Path(), help="fer2013.csv(.gz) or an image-folder tree (train/, test/).")
 @click.option("--ferplus", type=click.Path(), default=None, help="FER+ votes (fer2013new.csv) to blend in as soft labels.")
@@ -129,7 +131,7 @@ def _is_single_file(inputs) -> bool:
     return len(inputs) == 1 and not Path(inputs[0]).is_dir()
 
 
-@main.command()
+@main.command(short_help="Annotated copies of videos, audio kept.")
 @_common
 @click.option("-o", "--output", type=click.Path(), default="fervid_out", show_default=True,
               help="Output video (for one input file) or output directory.")
@@ -157,7 +159,7 @@ def annotate(inputs, output, with_csv, model, every, sample_fps, min_face, smoot
          sample_fps, jobs, overwrite, quiet, verbose)
 
 
-@main.command()
+@main.command(short_help="Per-face emotion timelines: CSV, summary, JSON, plots.")
 @_common
 @click.option("--csv", "csv_path", is_flag=False, flag_value=".", default=None, type=click.Path(),
               help="Write the timeline CSV (and .summary.csv, .json): a file name for one input, else a directory "
@@ -200,7 +202,7 @@ def timeline(inputs, csv_path, plot_path, model, every, sample_fps, min_face, sm
     _run(job_list, settings, sample_fps, jobs, overwrite, quiet, verbose)
 
 
-@main.command()
+@main.command(short_help="Score an ONNX model on FER-2013.")
 @click.argument("model")
 @click.option("--data", required=True, type=click.Path(), help="fer2013.csv(.gz) or an image-folder tree.")
 @click.option("--split", default="PrivateTest", show_default=True,
@@ -234,7 +236,7 @@ def evaluate(model, data, split, out_dir, tta, verbose):
         sys.exit(EXIT_USAGE)
 
 
-@main.command()
+@main.command(short_help="Guided back-propagation maps of what a model looks at.")
 @click.argument("source", required=False, type=click.Path())
 @click.option("--model", "models", multiple=True, help="Model name or .onnx path; repeat for a column per model. "
               "[default: the default model]")
