@@ -57,6 +57,14 @@ def train(verbose: bool, **kwargs) -> None:
         sys.exit(EXIT_USAGE)
 
 
+def _check_tiles(ctx, param, value: str) -> str:
+    import re
+
+    if value in ("auto", "off") or re.fullmatch(r"[1-9]\d*x[1-9]\d*", value.lower()):
+        return value
+    raise click.BadParameter("use auto, off, or COLSxROWS such as 3x2")
+
+
 def _common(f):
     """Options shared by annotate and timeline."""
     opts = [
@@ -69,7 +77,8 @@ def _common(f):
         click.option("--smooth", default=0.3, show_default=True, help="Smoothing time constant in seconds."),
         click.option("--no-smooth", is_flag=True, help="Raw per-frame probabilities."),
         click.option("--detect-every", default=0.2, show_default=True, help="Seconds between face detections (boxes are interpolated between)."),
-        click.option("--tiles", default="auto", show_default=True, help="Detector tiling for small faces: auto, off, or COLSxROWS."),
+        click.option("--tiles", default="auto", show_default=True, callback=_check_tiles,
+                     help="Detector tiling for small faces: auto, off, or COLSxROWS."),
         click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True),
         click.option("--tta", is_flag=True, help="Average each face with its mirror image (twice the classifier work)."),
         click.option("-r", "--recursive", is_flag=True, help="Look for videos in sub-directories too."),
