@@ -12,8 +12,8 @@ from typing import Callable, Sequence
 from tqdm import tqdm
 
 from fervid.errors import FervidError
-from fervid.pipeline import Settings
 from fervid.outputs import Outputs
+from fervid.pipeline import Settings
 from fervid.runner import FileResult, process_file
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".gif", ".mpg", ".mpeg", ".wmv", ".flv",
@@ -34,14 +34,22 @@ class BatchReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def expand_inputs(paths: Sequence[str | Path], recursive: bool) -> list[tuple[Path, Path]]:
-    """(file, name relative to its root) for each input; directories give their videos, sorted."""
+def expand_inputs(paths: Sequence[str | Path], recursive: bool, exclude: Path | None = None) -> list[tuple[Path, Path]]:
+    """(file, name relative to its root) for each input; directories give their videos, sorted.
+
+    Files under ``exclude`` (the output directory, when it lies inside an input directory) are
+    left out, so that a rerun never takes fervid's own outputs for inputs.
+    """
     found: list[tuple[Path, Path]] = []
+    skip = exclude.resolve() if exclude is not None else None
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
             pattern = "**/*" if recursive else "*"
+            inside = skip is not None and skip != p.resolve() and skip.is_relative_to(p.resolve())
             for f in sorted(p.glob(pattern)):
+                if inside and f.resolve().is_relative_to(skip):
+                    continue
                 if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES and not f.name.startswith("."):
                     found.append((f, f.relative_to(p)))
         else:
@@ -66,6 +74,13 @@ def plan(inputs: list[tuple[Path, Path]], out: Path, single: bool, *, video: boo
             plot=named(".png") if plot else None,
             sidecar=named(".json"),
         )))
+    seen: dict[Path, Path] = {}
+    for job in jobs:
+        key = job.outputs.sidecar
+        if key in seen:
+            raise FervidError(f"{seen[key]} and {job.input} would write the same outputs ({key.with_suffix('')}.*); "
+                              "process them in separate runs or rename one")
+        seen[key] = job.input
     return jobs
 
 

@@ -134,6 +134,15 @@ def _run(jobs, settings, sample_fps, n_jobs, overwrite, quiet, verbose, print_ta
     sys.exit(EXIT_SOME_FAILED if report.failed else EXIT_OK)
 
 
+def _plan(*args, **kwargs):
+    from fervid.batch import plan
+
+    try:
+        return plan(*args, **kwargs)
+    except FervidError as err:
+        raise click.UsageError(str(err)) from None
+
+
 def _is_single_file(inputs) -> bool:
     from pathlib import Path
 
@@ -156,14 +165,15 @@ def annotate(inputs, output, with_csv, model, every, sample_fps, min_face, smoot
     """
     from pathlib import Path
 
-    from fervid.batch import expand_inputs, plan
+    from fervid.batch import expand_inputs
     from fervid.video.encode import OUTPUT_SUFFIXES
 
     out = Path(output)
     single = _is_single_file(inputs) and out.suffix.lower() in OUTPUT_SUFFIXES
     if not single and out.suffix.lower() in OUTPUT_SUFFIXES:
         raise click.UsageError(f"-o {output}: several inputs need an output directory, not a file name")
-    job_list = plan(expand_inputs(inputs, recursive), out, single, video=True, timeline=with_csv)
+    job_list = _plan(expand_inputs(inputs, recursive, exclude=None if single else out), out, single, video=True,
+                     timeline=with_csv)
     _run(job_list, _settings(model, every, min_face, smooth, no_smooth, detect_every, tiles, device, tta),
          sample_fps, jobs, overwrite, quiet, verbose)
 
@@ -190,10 +200,11 @@ def timeline(inputs, csv_path, plot_path, model, every, sample_fps, min_face, sm
     """
     from pathlib import Path
 
-    from fervid.batch import expand_inputs, plan
+    from fervid.batch import expand_inputs
     from fervid.outputs import Outputs
 
-    found = expand_inputs(inputs, recursive)
+    out_dir = Path(csv_path if csv_path is not None else plot_path or ".")
+    found = expand_inputs(inputs, recursive, exclude=out_dir if out_dir.suffix.lower() not in (".csv", ".png") else None)
     settings = _settings(model, every, min_face, smooth, no_smooth, detect_every, tiles, device, tta)
     if csv_path is None and plot_path is None:
         from fervid.batch import Job
@@ -207,7 +218,7 @@ def timeline(inputs, csv_path, plot_path, model, every, sample_fps, min_face, sm
             raise click.UsageError("--plot needs matplotlib: pip install 'fervid[plot]'") from None
     out = Path(csv_path if csv_path is not None else plot_path)
     single = _is_single_file(inputs) and out.suffix.lower() in (".csv", ".png")
-    job_list = plan(found, out, single, timeline=csv_path is not None, plot=plot_path is not None)
+    job_list = _plan(found, out, single, timeline=csv_path is not None, plot=plot_path is not None)
     _run(job_list, settings, sample_fps, jobs, overwrite, quiet, verbose)
 
 

@@ -154,3 +154,21 @@ def test_parallel_jobs_give_the_same_rows(tmp_path, face_video, two_face_video):
     for name in ("a.csv", "b.csv"):
         a, b = pd.read_csv(one / name), pd.read_csv(two / name)
         assert len(a) == len(b) and np.allclose(a.happy, b.happy, atol=1e-4)
+
+
+def test_output_dir_inside_the_input_dir_is_not_read_back(tmp_path, face_video):
+    src = tmp_path / "videos"
+    src.mkdir()
+    (src / "a.mp4").write_bytes(face_video.read_bytes())
+    out = src / "annotated"
+    assert run("annotate", src, "-o", out, "-r", "-q").exit_code == 0
+    res = run("annotate", src, "-o", out, "-r", "-q")
+    assert res.exit_code == 0 and "1 skipped" in res.output  # not 2 inputs: annotated/a.mp4 is left out
+
+
+def test_two_inputs_with_the_same_name_are_refused(tmp_path, face_video):
+    for d in ("x", "y"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "same.mp4").write_bytes(face_video.read_bytes())
+    res = run("timeline", tmp_path / "x" / "same.mp4", tmp_path / "y" / "same.mp4", "--csv", tmp_path / "o", "-q")
+    assert res.exit_code == 2 and "would write the same outputs" in res.output
