@@ -15,7 +15,8 @@ from fervid.detect import FaceDetector
 from fervid.errors import VideoError
 from fervid.outputs import Outputs, PartFiles, PlotSink, open_sinks
 from fervid.pipeline import Analyzer, Settings
-from fervid.video.decode import Decoder, open_video
+from fervid.video.decode import Decoder
+from fervid.video.probe import probe
 from fervid.writers import SummaryBuilder, summary_rows, write_sidecar, write_summary
 
 
@@ -43,7 +44,7 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, sample_f
     src = Path(src)
     started = time.time()
     outputs.check(src)
-    info, _ = open_video(src)
+    info = probe(src)
     every = fps_to_every(float(info.fps), sample_fps, settings.every)
     # Timeline only: ffmpeg drops the unsampled frames before the pipe. Annotating needs them all.
     decoder = Decoder(info, pix_fmt="yuv420p", every=1 if outputs.video else every)
