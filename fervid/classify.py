@@ -81,6 +81,9 @@ class Classifier:
         if threads:
             opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
+        # ONNX Runtime's worker threads spin after each run by default; in fervid the classifier
+        # shares the cores with the detector and ffmpeg, which that spinning would starve.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
         if device == "cuda":
             if "CUDAExecutionProvider" not in ort.get_available_providers():
