@@ -6,6 +6,7 @@ Runs inside fer's own virtual environment (it brings TensorFlow):
 """
 
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -15,8 +16,9 @@ t0 = time.perf_counter()
 from fer.fer import FER  # noqa: E402
 from fer.classes import Video  # noqa: E402
 
-video_path = sys.argv[1]
+video_path = os.path.abspath(sys.argv[1])
 with tempfile.TemporaryDirectory() as tmp:
+    os.chdir(tmp)  # fer writes data.csv into the working directory
     detector = FER(mtcnn=False)  # the default Haar-cascade face detector
     video = Video(video_path, outdir=tmp)
     t1 = time.perf_counter()

@@ -99,7 +99,7 @@ class Analyzer:
     def run(self, frames: Iterable[Frame], fps: float, every: int = 1
             ) -> Iterator[tuple[Frame, list[FaceResult] | None]]:
         """Frames whose index is not a multiple of ``every`` pass through, in order, with ``None``."""
-        plans: queue.Queue = queue.Queue(maxsize=3)
+        plans: queue.Queue = queue.Queue(maxsize=1)
         stop = threading.Event()
 
         def produce() -> None:

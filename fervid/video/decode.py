@@ -102,7 +102,7 @@ class Decoder:
     ``yuv420p`` is the cheapest format: the grey picture is free and colour is made only when needed.
     """
 
-    def __init__(self, info: VideoInfo, pix_fmt: str = "bgr24", every: int = 1, threads: int = 0, prefetch: int = 8):
+    def __init__(self, info: VideoInfo, pix_fmt: str = "bgr24", every: int = 1, threads: int = 0, prefetch: int = 4):
         if pix_fmt not in CHANNELS:
             raise ValueError(f"unsupported pixel format {pix_fmt}")
         self.info, self.pix_fmt, self.every, self.threads = info, pix_fmt, max(1, every), threads
@@ -111,7 +111,7 @@ class Decoder:
         self.wait_s = 0.0  # time the consumer spent waiting for ffmpeg: decoding that did not overlap
 
     def command(self) -> list[str]:
-        stream = ffmpeg.input(self.info.path, threads=self.threads)["v:0"]
+        stream = ffmpeg.input(self.info.path, threads=self.threads or 2)["v:0"]
         if self.every > 1:
             stream = stream.filter("select", f"not(mod(n,{self.every}))")  # ffmpeg-python escapes the comma
         if self.pix_fmt == "yuv420p":

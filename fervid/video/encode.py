@@ -103,8 +103,8 @@ class Encoder:
         if audio:
             cmd += ["-i", info.path]
         cmd += ["-map", "0:v:0", *audio,
-                "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf),
-                "-pix_fmt", "yuv420p", "-fps_mode", "passthrough", "-threads", str(self.threads),
+                "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf), "-x264-params", "rc-lookahead=5:bframes=1:sync-lookahead=0",
+                "-pix_fmt", "yuv420p", "-fps_mode", "passthrough", "-threads", str(self.threads or 2),
                 "-movflags", "+faststart", "-f", {".mkv": "matroska", ".mov": "mov"}.get(suffix, "mp4"),
                 "-y", str(self.out)]
         # Its own session: Ctrl-C reaches fervid, which then aborts the encoder and removes the part file.
@@ -121,7 +121,7 @@ class Encoder:
         """Queue a frame; a writer thread feeds ffmpeg, so encoding overlaps the next frames' analysis."""
         if self.proc is None:
             self._start(time_s)
-            self._queue: queue.Queue = queue.Queue(maxsize=16)
+            self._queue: queue.Queue = queue.Queue(maxsize=4)
             self._failed: BaseException | None = None
             self._writer = threading.Thread(target=self._feed, daemon=True)
             self._writer.start()
