@@ -189,3 +189,31 @@ def test_interrupt_then_rerun_finishes(tmp_path, face_video, sig, jobs):
     assert not list(out.glob(".*part*"))  # stale parts of the killed run are cleaned up
     if finals:
         assert "skipped" in res.stderr
+
+
+def test_unreadable_input_and_unwritable_output_messages(tmp_path, face_video, monkeypatch):
+    """The same two cases as above, for runs as root (as in CI): the OS's refusals are simulated."""
+    import builtins
+
+    import fervid.outputs
+    import fervid.video.probe
+
+    locked = tmp_path / "locked.mp4"
+    locked.write_bytes(face_video.read_bytes())
+    real_open = builtins.open
+
+    def refusing_open(path, *args, **kwargs):
+        if str(path) == str(locked):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(fervid.video.probe, "open", refusing_open, raising=False)
+    res = run("timeline", locked, "--csv", tmp_path / "t.csv", "-q")
+    assert res.exit_code == 1 and "locked.mp4: permission denied" in res.output
+    monkeypatch.undo()
+    real_access = os.access
+    ro = tmp_path / "ro"
+    monkeypatch.setattr(fervid.outputs.os, "access",
+                        lambda path, mode, **kw: False if str(path) == str(ro) else real_access(path, mode, **kw))
+    res = run("timeline", face_video, "--csv", ro / "t.csv", "-q")
+    assert res.exit_code == 1 and "the output directory is not writable" in res.output
