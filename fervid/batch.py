@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,7 +155,3 @@ def run_batch(jobs: list[Job], settings: Settings, sample_fps: float | None = No
         pool.shutdown(wait=True)
     bar.close()
     return report
-
-
-def default_jobs() -> int:
-    return max(1, min(4, os.cpu_count() or 1))

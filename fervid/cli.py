@@ -125,6 +125,8 @@ def _run(jobs, settings, sample_fps, n_jobs, overwrite, quiet, verbose, print_ta
     parts = [f"{len(report.done)} done"]
     if report.skipped:
         parts.append(f"{len(report.skipped)} skipped (outputs already complete; --overwrite redoes them)")
+    if report.warnings:
+        parts.append(f"{len(report.warnings)} with warnings")
     if report.failed:
         parts.append(f"{len(report.failed)} failed")
     if len(jobs) > 1 or report.failed or report.skipped:
