@@ -78,7 +78,7 @@ class MatroskaPipe:
 class Encoder:
     """``write(image, time_s)`` per frame, then ``close()``; raises :class:`VideoError` if ffmpeg fails."""
 
-    def __init__(self, out: str | Path, info: VideoInfo, crf: int = 20, preset: str = "veryfast", threads: int = 0,
+    def __init__(self, out: str | Path, info: VideoInfo, crf: int = 23, preset: str = "superfast", threads: int = 0,
                  pix_fmt: str = "bgr24"):
         """``pix_fmt``: what ``write`` gets, BGR ``[h,w,3]`` or I420 ``[H*3/2, W]`` with W, H rounded up to even."""
         self.out, self.info, self.pix_fmt = Path(out), info, pix_fmt
