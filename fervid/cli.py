@@ -205,8 +205,9 @@ def timeline(inputs, csv_path, plot_path, model, every, sample_fps, min_face, sm
     from fervid.batch import expand_inputs
     from fervid.outputs import Outputs
 
-    out_dir = Path(csv_path if csv_path is not None else plot_path or ".")
-    found = expand_inputs(inputs, recursive, exclude=out_dir if out_dir.suffix.lower() not in (".csv", ".png") else None)
+    out = Path(csv_path if csv_path is not None else plot_path or ".")
+    single = _is_single_file(inputs) and out.suffix.lower() in (".csv", ".png")
+    found = expand_inputs(inputs, recursive, exclude=None if single else out)
     settings = _settings(model, every, min_face, smooth, no_smooth, detect_every, tiles, device, tta)
     if csv_path is None and plot_path is None:
         from fervid.batch import Job
@@ -218,8 +219,6 @@ def timeline(inputs, csv_path, plot_path, model, every, sample_fps, min_face, sm
             import matplotlib  # noqa: F401
         except ImportError:
             raise click.UsageError("--plot needs matplotlib: pip install 'fervid[plot]'") from None
-    out = Path(csv_path if csv_path is not None else plot_path)
-    single = _is_single_file(inputs) and out.suffix.lower() in (".csv", ".png")
     job_list = _plan(found, out, single, timeline=csv_path is not None, plot=plot_path is not None)
     _run(job_list, settings, sample_fps, jobs, overwrite, quiet, verbose)
 

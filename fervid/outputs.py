@@ -140,11 +140,13 @@ class PlotSink:
         self._best: dict[int, float] = {}
 
     def update(self, frame, faces) -> None:
+        rgb = None
         for f in faces or ():
             self.rows.append((f.frame, f.time_s, f.face_id, *f.probs))
             if f.det_score == f.det_score and f.det_score > self._best.get(f.face_id, -1.0) + 0.02:
                 self._best[f.face_id] = f.det_score
-                self.thumbnails[f.face_id] = _thumbnail(frame.rgb(), f)
+                rgb = frame.rgb() if rgb is None else rgb  # one conversion per frame, only when needed
+                self.thumbnails[f.face_id] = _thumbnail(rgb, f)
 
     def close(self) -> None:
         pass

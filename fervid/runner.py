@@ -11,7 +11,6 @@ from tqdm import tqdm
 
 from fervid import __version__
 from fervid.classify import Classifier
-from fervid.detect import FaceDetector
 from fervid.errors import VideoError
 from fervid.outputs import Outputs, PartFiles, PlotSink, open_sinks
 from fervid.pipeline import Analyzer, Settings
@@ -48,7 +47,7 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, sample_f
     every = fps_to_every(float(info.fps), sample_fps, settings.every)
     # Timeline only: ffmpeg drops the unsampled frames before the pipe. Annotating needs them all.
     decoder = Decoder(info, pix_fmt="yuv420p", every=1 if outputs.video else every)
-    analyzer = Analyzer(settings, classifier=classifier, detector=FaceDetector(settings.detector))
+    analyzer = Analyzer(settings, classifier=classifier)
     result = FileResult(str(src))
     parts = PartFiles(outputs)
     sinks: list = []

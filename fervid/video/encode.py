@@ -116,15 +116,15 @@ class Encoder:
         else:
             size = info.width, info.height
         self.mkv = MatroskaPipe(self.proc.stdin, *size, step, self.pix_fmt)
+        self._queue: queue.Queue = queue.Queue(maxsize=4)
+        self._failed: BaseException | None = None
+        self._writer = threading.Thread(target=self._feed, daemon=True)
+        self._writer.start()
 
     def write(self, image: np.ndarray, time_s: float) -> None:
         """Queue a frame; a writer thread feeds ffmpeg, so encoding overlaps the next frames' analysis."""
         if self.proc is None:
             self._start(time_s)
-            self._queue: queue.Queue = queue.Queue(maxsize=4)
-            self._failed: BaseException | None = None
-            self._writer = threading.Thread(target=self._feed, daemon=True)
-            self._writer.start()
         if self._failed is not None:
             raise VideoError(f"{self.out}: the encoder stopped: {self._errors()}")
         self._queue.put((image, time_s))
