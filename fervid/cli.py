@@ -44,6 +44,10 @@ def main() -> None:
 @click.option("--device", default="cpu", show_default=True, help="torch device: cpu, cuda, cuda:1 ...")
 @click.option("--threads", default=0, help="torch CPU threads (0: torch's default).")
 @click.option("--resume", type=click.Path(exists=True), default=None, help="Checkpoint (OUT.ckpt/last.pt) to go on from.")
+@click.option("--init", type=click.Path(exists=True), default=None,
+              help="Warm start: weights from a checkpoint or NAME.pt; fresh optimiser and schedule.")
+@click.option("--ema", default=0.0, show_default=True,
+              help="Decay of an exponential moving average of the weights (e.g. 0.999); 0: off. The average is what is evaluated and exported.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
 def train(verbose: bool, **kwargs) -> None:

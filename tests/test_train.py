@@ -101,3 +101,18 @@ def test_evaluate_cli_writes_confusion_files(tmp_path):
     rows = (tmp_path / "ev" / "confusion.csv").read_text().splitlines()
     assert len(rows) == 8 and rows[1].startswith("angry")
     assert (tmp_path / "ev" / "confusion.png").stat().st_size > 1000
+
+
+def test_warm_start_with_weight_averaging_exports_the_average(tmp_path):
+    data = fer_csv(tmp_path / "fer.csv", {"Training": 64, "PublicTest": 14, "PrivateTest": 14})
+    first = TrainConfig(arch="mini_xception", data=str(data), out=str(tmp_path / "a" / "m.onnx"), epochs=1,
+                        batch_size=32, quiet=True)
+    train(first)
+    cfg = TrainConfig(**{**first.__dict__, "out": str(tmp_path / "b" / "m.onnx"), "ema": 0.5,
+                         "init": str(tmp_path / "a" / "m.ckpt" / "best.pt")})
+    meta = train(cfg)
+    ckpt = torch.load(tmp_path / "b" / "m.ckpt" / "best.pt", weights_only=False)
+    assert "warm start" in meta["recipe"] and "EMA 0.5" in meta["recipe"]
+    assert not torch.equal(ckpt["ema"]["head.weight"], ckpt["model"]["head.weight"])
+    exported = torch.load(tmp_path / "b" / "m.pt", weights_only=True)["state_dict"]
+    assert torch.equal(exported["head.weight"], ckpt["ema"]["head.weight"])

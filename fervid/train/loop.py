@@ -7,6 +7,7 @@ Resuming a run whose epochs are all done only finalises it (PrivateTest once, ON
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -38,6 +39,8 @@ class TrainConfig:
     threads: int = 0
     command: str = ""
     resume: str | None = None
+    init: str | None = None
+    ema: float = 0.0
     quiet: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -100,7 +103,27 @@ def targets(split: datasets.FerData, idx: np.ndarray, smoothing: float) -> torch
     return t * (1 - smoothing) + smoothing / 7
 
 
-def train_epoch(cfg: TrainConfig, net, opt, images, soft_targets, labels, epoch: int, steps_per_epoch: int):
+@torch.no_grad()
+def update_ema(ema_net: torch.nn.Module, net: torch.nn.Module, decay: float) -> None:
+    """Exponential moving average of weights and batch-norm statistics: a cheap, steadier final model."""
+    for e, p in zip(ema_net.state_dict().values(), net.state_dict().values()):
+        if e.is_floating_point():
+            e.lerp_(p, 1 - decay)
+        else:
+            e.copy_(p)
+
+
+def initial_weights(path: str) -> dict:
+    """Weights to warm-start from: a training checkpoint (its averaged weights if it has them) or NAME.pt."""
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    for key in ("ema", "model", "state_dict"):
+        if saved.get(key) is not None:
+            return saved[key]
+    raise ValueError(f"{path}: no weights found (expected a checkpoint or a NAME.pt)")
+
+
+def train_epoch(cfg: TrainConfig, net, opt, images, soft_targets, labels, epoch: int, steps_per_epoch: int,
+                ema_net=None):
     """One pass over the training split; returns (summed loss, correct count). Seeded by (seed, epoch)."""
     net.train()
     gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
@@ -122,6 +145,8 @@ def train_epoch(cfg: TrainConfig, net, opt, images, soft_targets, labels, epoch:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if ema_net is not None:
+            update_ema(ema_net, net, cfg.ema)
         total_loss += loss.detach() * len(idx)
         correct += (logits.argmax(1) == labels[idx]).sum()
     return float(total_loss), int(correct)
@@ -140,10 +165,16 @@ def train(cfg: TrainConfig) -> dict:
     steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
     state = {"epoch": 0, "best_acc": -1.0, "best_epoch": 0, "history": [], "seconds": 0.0}
     cfg.ckpt_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.init:
+        net.load_state_dict(initial_weights(cfg.init))
+        log(cfg, f"warm start from the weights in {cfg.init}")
+    ema_net = copy.deepcopy(net) if cfg.ema else None
     if cfg.resume:
         ckpt = torch.load(cfg.resume, map_location=cfg.device, weights_only=False)
         net.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
+        if ema_net is not None:
+            ema_net.load_state_dict(ckpt["ema"])
         state = ckpt["state"]
         log(cfg, f"resumed from {cfg.resume} after epoch {state['epoch']}")
     log(cfg, f"{cfg.arch}: {nets.count_parameters(net):,} parameters; train {len(train_set)}, "
@@ -155,9 +186,10 @@ def train(cfg: TrainConfig) -> dict:
     labels = torch.from_numpy(train_set.labels).to(cfg.device)
     for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
         t0 = time.time()
-        total_loss, correct = train_epoch(cfg, net, opt, images, soft_targets, labels, epoch, steps_per_epoch)
+        total_loss, correct = train_epoch(cfg, net, opt, images, soft_targets, labels, epoch, steps_per_epoch,
+                                          ema_net)
         seen = len(train_set)
-        val_loss, val_acc = evaluate(net, public, cfg.device)
+        val_loss, val_acc = evaluate(ema_net or net, public, cfg.device)
         secs = time.time() - t0
         state["epoch"], state["seconds"] = epoch, state["seconds"] + secs
         state["history"].append({"epoch": epoch, "train_loss": total_loss / seen, "train_acc": correct / seen,
@@ -165,8 +197,8 @@ def train(cfg: TrainConfig) -> dict:
         best = val_acc > state["best_acc"]
         if best:
             state["best_acc"], state["best_epoch"] = val_acc, epoch
-        ckpt = {"model": net.state_dict(), "optimizer": opt.state_dict(),
-                "state": state, "config": asdict(cfg)}
+        ckpt = {"model": net.state_dict(), "optimizer": opt.state_dict(), "state": state, "config": asdict(cfg),
+                "ema": ema_net.state_dict() if ema_net is not None else None}
         _atomic_save(ckpt, cfg.ckpt_dir / "last.pt")
         if best:
             _atomic_save(ckpt, cfg.ckpt_dir / "best.pt")
@@ -179,7 +211,7 @@ def finalise(cfg: TrainConfig, data: datasets.FerData) -> dict:
     """Reload the checkpoint chosen on PublicTest, measure PrivateTest once, export the ONNX model."""
     ckpt = torch.load(cfg.ckpt_dir / "best.pt", map_location="cpu", weights_only=False)
     net = nets.build(cfg.arch)
-    net.load_state_dict(ckpt["model"])
+    net.load_state_dict(ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"])
     state = ckpt["state"]
     full = torch.load(cfg.ckpt_dir / "last.pt", map_location="cpu", weights_only=False)["state"]
     has_private = "PrivateTest" in data.usage
@@ -189,6 +221,9 @@ def finalise(cfg: TrainConfig, data: datasets.FerData) -> dict:
         "architecture": cfg.arch,
         "parameters": nets.count_parameters(net),
         "trained_on": f"{Path(cfg.data).name} Training split" + (" + FER+ soft labels" if cfg.ferplus else ""),
+        "recipe": (f"AdamW lr {cfg.lr:g} wd {cfg.weight_decay:g}, one-cycle cosine, batch {cfg.batch_size}"
+                   + (f", weight EMA {cfg.ema:g}" if cfg.ema else "")
+                   + (f", warm start from {cfg.init}" if cfg.init else "")),
         "selected_on": "PublicTest" if has_private else "Test (PublicTest+PrivateTest mixed)",
         "epochs": f"{state['best_epoch']} of {full['epoch']} (chosen on PublicTest)",
         "public_test_accuracy": f"{public_acc:.4f}",
