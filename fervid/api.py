@@ -17,12 +17,12 @@ from fervid.writers import TIMELINE_COLUMNS
 
 
 def analyze(path: str | Path, *, model: str | None = None, every: int = 1, fps: float | None = None,
-            min_face: int = 20, smooth: float = 0.3, detect_every: float = 0.2, tiles: str = "auto",
-            device: str = "cpu") -> pd.DataFrame:
+            min_face: int = 20, smooth: float = 0.3, detect_every: float = 0.2, classify_every: float = 1 / 15,
+            tiles: str = "auto", device: str = "cpu") -> pd.DataFrame:
     """One row per face per analysed frame, the columns of ``fervid timeline --csv``."""
     info = probe(path)
     settings = Settings(model=model, detector=DetectorSettings(tiles=tiles), detect_every=detect_every,
-                        min_face=min_face, smooth=smooth, device=device)
+                        classify_every=classify_every, min_face=min_face, smooth=smooth, device=device)
     decoder = Decoder(info, pix_fmt="yuv420p", every=fps_to_every(float(info.fps), fps, every))
     analyzer = Analyzer(settings)
     rows = []

@@ -79,8 +79,10 @@ def _common(f):
         click.option("--fps", "sample_fps", type=float, default=None, help="Analyse about F frames per second (overrides --every)."),
         click.option("--min-face", default=20, show_default=True, help="Ignore faces smaller than this many pixels."),
         click.option("--smooth", default=0.3, show_default=True, help="Smoothing time constant in seconds."),
-        click.option("--no-smooth", is_flag=True, help="Raw per-frame probabilities."),
+        click.option("--no-smooth", is_flag=True, help="No smoothing (with --classify-every 0: raw per-frame probabilities)."),
         click.option("--detect-every", default=0.2, show_default=True, help="Seconds between face detections (boxes are interpolated between)."),
+        click.option("--classify-every", default=round(1 / 15, 4), show_default=True,
+                     help="Seconds between emotion readings of a face (probabilities are interpolated between); 0: every frame."),
         click.option("--tiles", default="auto", show_default=True, callback=_check_tiles,
                      help="Detector tiling for small faces: auto, off, or COLSxROWS."),
         click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True),
@@ -96,12 +98,12 @@ def _common(f):
     return f
 
 
-def _settings(model, every, min_face, smooth, no_smooth, detect_every, tiles, device, tta):
+def _settings(model, every, min_face, smooth, no_smooth, detect_every, classify_every, tiles, device, tta):
     from fervid.detect import DetectorSettings
     from fervid.pipeline import Settings
 
     return Settings(model=model, detector=DetectorSettings(tiles=tiles), detect_every=detect_every, every=every,
-                    min_face=min_face, smooth=0.0 if no_smooth else smooth, device=device, tta=tta)
+                    classify_every=classify_every, min_face=min_face, smooth=0.0 if no_smooth else smooth, device=device, tta=tta)
 
 
 def _run(jobs, settings, sample_fps, n_jobs, overwrite, quiet, verbose, print_tables=False):
@@ -160,7 +162,7 @@ def _is_single_file(inputs) -> bool:
 @click.option("-o", "--output", type=click.Path(), default="fervid_out", show_default=True,
               help="Output video (for one input file) or output directory.")
 @click.option("--csv", "with_csv", is_flag=True, help="Also write the timeline and summary CSVs beside each video.")
-def annotate(inputs, output, with_csv, model, every, sample_fps, min_face, smooth, no_smooth, detect_every, tiles,
+def annotate(inputs, output, with_csv, model, every, sample_fps, min_face, smooth, no_smooth, detect_every, classify_every, tiles,
              device, tta, recursive, jobs, overwrite, quiet, verbose):
     """Write an annotated copy of each video (H.264, audio kept): boxes, IDs, emotions.
 
@@ -180,7 +182,7 @@ def annotate(inputs, output, with_csv, model, every, sample_fps, min_face, smoot
         raise click.UsageError(f"-o {output}: several inputs need an output directory, not a file name")
     job_list = _plan(expand_inputs(inputs, recursive, exclude=None if single else out), out, single, video=True,
                      timeline=with_csv)
-    _run(job_list, _settings(model, every, min_face, smooth, no_smooth, detect_every, tiles, device, tta),
+    _run(job_list, _settings(model, every, min_face, smooth, no_smooth, detect_every, classify_every, tiles, device, tta),
          sample_fps, jobs, overwrite, quiet, verbose)
 
 
@@ -191,7 +193,7 @@ def annotate(inputs, output, with_csv, model, every, sample_fps, min_face, smoot
                    "[default: the current directory]. Without --csv or --plot, print each face's summary.")
 @click.option("--plot", "plot_path", is_flag=False, flag_value=".", default=None, type=click.Path(),
               help="Also draw a PNG per video, one panel per face (needs matplotlib): beside the CSV, or at PATH.")
-def timeline(inputs, csv_path, plot_path, model, every, sample_fps, min_face, smooth, no_smooth, detect_every, tiles,
+def timeline(inputs, csv_path, plot_path, model, every, sample_fps, min_face, smooth, no_smooth, detect_every, classify_every, tiles,
              device, tta, recursive, jobs, overwrite, quiet, verbose):
     """Per-face emotion timeline: one CSV row per face per analysed frame, plus a per-face summary.
 
@@ -212,7 +214,7 @@ def timeline(inputs, csv_path, plot_path, model, every, sample_fps, min_face, sm
     out = Path(csv_path if csv_path is not None else plot_path or ".")
     single = _is_single_file(inputs) and out.suffix.lower() in (".csv", ".png")
     found = expand_inputs(inputs, recursive, exclude=None if single else out)
-    settings = _settings(model, every, min_face, smooth, no_smooth, detect_every, tiles, device, tta)
+    settings = _settings(model, every, min_face, smooth, no_smooth, detect_every, classify_every, tiles, device, tta)
     if csv_path is None and plot_path is None:
         from fervid.batch import Job
 

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from fervid.labels import EMOTIONS
-from fervid.pipeline import FaceResult
+from fervid.records import FaceResult
 from fervid.style import EMOTION_BGR
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX

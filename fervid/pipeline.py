@@ -2,8 +2,9 @@
 
 Detection is the expensive step, so it runs on key frames (``detect_every`` seconds apart, and
 on both sides of every shot cut); the frames between are held back, their boxes interpolated
-between the two key frames around them, and all their crops classified in one batch. So every
-analysed frame gets a result while the detector runs a few times a second.
+between the two key frames around them. Emotions are read in batches across frames, about 15
+times a second per face, and interpolated between (:mod:`fervid.read`). So every analysed frame
+gets a result while the detector runs a few times a second.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from fervid.classify import Classifier, square_crop
+from fervid.classify import Classifier
 from fervid.detect import DetectorSettings, FaceDetector, iou_matrix
 from fervid.handoff import put_unless_stopped
-from fervid.labels import EMOTIONS
+from fervid.read import FaceReader, Stretch
+from fervid.records import FaceResult
 from fervid.shots import ShotCutDetector
 from fervid.smooth import EmaSmoother
 from fervid.timing import StageTimes
@@ -33,6 +35,7 @@ class Settings:
     model: str | None = None
     detector: DetectorSettings = field(default_factory=DetectorSettings)
     detect_every: float = 0.2  # seconds between key frames
+    classify_every: float = 1 / 15  # seconds between emotion readings of a face (interpolated between); 0: every frame
     every: int = 1  # analyse one frame in N
     min_face: int = 20  # pixels, on the box's shorter side
     smooth: float = 0.3  # EMA time constant in seconds; 0 disables
@@ -48,25 +51,6 @@ class Settings:
         return d
 
 
-@dataclass(frozen=True)
-class FaceResult:
-    """One face in one frame: the row of the timeline CSV."""
-
-    frame: int
-    time_s: float
-    face_id: int
-    x: float
-    y: float
-    w: float
-    h: float
-    det_score: float  # NaN when the box was carried over a missed detection
-    probs: np.ndarray
-
-    @property
-    def emotion(self) -> str:
-        return EMOTIONS[int(np.argmax(self.probs))]
-
-
 @dataclass
 class _Key:
     frame: Frame
@@ -74,7 +58,7 @@ class _Key:
     faces: dict[int, tuple[np.ndarray, float]]  # face_id -> (x0, y0, x1, y1), det_score
 
 
-_Plan = list[tuple[Frame, "np.ndarray | None", "list[tuple[int, np.ndarray, float]] | None"]]
+_Plan = Stretch
 _END = object()
 
 
@@ -82,8 +66,8 @@ class Analyzer:
     """Stateful per video: ``run(frames)`` yields ``(frame, results)`` in order, one per analysed frame.
 
     Two stages overlap in two threads: *locate* (shot cuts, detection, tracking, boxes for the frames
-    between key frames) runs ahead in a worker thread, while *read* (crops, one classifier batch
-    per stretch, smoothing) and the caller's writing run in the calling thread. MediaPipe and ONNX
+    between key frames) runs ahead in a worker thread, while *read* (crops, classifier batches
+    across stretches, smoothing: :mod:`fervid.read`) and the caller's writing run in the calling thread. MediaPipe and ONNX
     Runtime release the GIL, so on two cores the detector and the classifier work at once.
     """
 
@@ -92,9 +76,10 @@ class Analyzer:
         self.classifier = classifier or Classifier(settings.model, settings.device, settings.threads, settings.tta)
         self.detector = detector or FaceDetector(settings.detector)
         self.tracker = Tracker(max_age=max(1.5, settings.coast), activation=settings.activation)
-        self.smoother = EmaSmoother(settings.smooth)
         self.cuts = ShotCutDetector()
         self.times = StageTimes()
+        self.reader = FaceReader(self.classifier, EmaSmoother(settings.smooth), settings.classify_every,
+                                 times=self.times)
 
     def run(self, frames: Iterable[Frame], fps: float, every: int = 1
             ) -> Iterator[tuple[Frame, list[FaceResult] | None]]:
@@ -125,7 +110,8 @@ class Analyzer:
                     break
                 if isinstance(item, BaseException):
                     raise item
-                yield from self._read(item)
+                yield from self.reader.update(item)
+            yield from self.reader.flush()
         finally:
             stop.set()
             worker.join()
@@ -207,26 +193,6 @@ class Analyzer:
             plan.append((frame, gray, faces))
         plan.append((key.frame, key.gray, [(fid, box, s) for fid, (box, s) in sorted(key.faces.items())]))
         return plan
-
-    def _read(self, plan: _Plan) -> Iterator[tuple[Frame, list[FaceResult] | None]]:
-        """One classifier batch for the stretch, then smoothed results frame by frame."""
-        size = self.classifier.input_size
-        with self.times.time("crop"):
-            crops = [square_crop(gray, tuple(box), size) for _, gray, faces in plan if faces for _, box, _ in faces]
-        with self.times.time("classify"):
-            probs = self.classifier.predict(np.stack(crops)) if crops else np.zeros((0, 7), np.float32)
-        i = 0
-        for frame, _, faces in plan:
-            if faces is None:
-                yield frame, None
-                continue
-            results = []
-            for fid, box, score in faces:
-                p = self.smoother.update(fid, probs[i].astype(np.float64), frame.time_s)
-                i += 1
-                x0, y0, x1, y1 = (float(v) for v in box)
-                results.append(FaceResult(frame.index, frame.time_s, fid, x0, y0, x1 - x0, y1 - y0, score, p))
-            yield frame, results
 
     def close(self) -> None:
         self.detector.close()

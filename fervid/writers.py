@@ -14,7 +14,7 @@ from typing import IO, Iterable, Sequence
 import numpy as np
 
 from fervid.labels import EMOTIONS
-from fervid.pipeline import FaceResult
+from fervid.records import FaceResult
 
 TIMELINE_COLUMNS = ("video", "frame", "time_s", "face_id", "x", "y", "w", "h", "det_score", *EMOTIONS, "emotion")
 SUMMARY_COLUMNS = ("video", "face_id", "first_seen_s", "last_seen_s", "seconds_visible", "frames",

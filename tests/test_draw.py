@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 
 from fervid.draw import I420Canvas, draw_faces
-from fervid.pipeline import FaceResult
+from fervid.records import FaceResult
 from fervid.style import EMOTION_BGR
 
 
