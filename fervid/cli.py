@@ -61,6 +61,30 @@ def train(verbose: bool, **kwargs) -> None:
         sys.exit(EXIT_USAGE)
 
 
+@main.command(short_help="Make an 8-bit copy of an emotion model (needs fervid[train]).")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.option("--data", required=True, type=click.Path(), help="fer2013.csv(.gz): Training faces calibrate, test splits score.")
+@click.option("--out", required=True, type=click.Path(), help="ONNX file to write.")
+@click.option("--calibration", default=1024, show_default=True, help="Training faces used to calibrate activations.")
+@click.option("--final", is_flag=True, help="Also measure PrivateTest (do it once, for the copy you ship).")
+@click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
+def quantize(model, data, out, calibration, final, verbose):
+    """Static 8-bit quantisation of MODEL: about twice the crops per second on a CPU.
+
+    Activations are calibrated on Training faces; the copy's PublicTest accuracy (and with --final
+    its PrivateTest accuracy) is measured and written into its metadata.
+    """
+    try:
+        from fervid.train.quantize import quantize as run
+
+        meta = run(model, data, out, calibration, final=final, command="fervid " + shlex.join(sys.argv[1:]))
+        click.echo(f"wrote {out}: PublicTest {meta['public_test_accuracy']} "
+                   f"(source {meta['source_public_test_accuracy']}), PrivateTest {meta['private_test_accuracy']}")
+    except FervidError as err:
+        _fail(err, verbose)
+        sys.exit(EXIT_USAGE)
+
+
 def _check_tiles(ctx, param, value: str) -> str:
     import re
 

@@ -116,3 +116,24 @@ def test_warm_start_with_weight_averaging_exports_the_average(tmp_path):
     assert not torch.equal(ckpt["ema"]["head.weight"], ckpt["model"]["head.weight"])
     exported = torch.load(tmp_path / "b" / "m.pt", weights_only=True)["state_dict"]
     assert torch.equal(exported["head.weight"], ckpt["ema"]["head.weight"])
+
+
+def test_quantized_copy_honours_the_contract_and_stays_close_to_its_source(tmp_path):
+    from fervid.train import guided
+    from fervid.train.quantize import quantize
+
+    data = fer_csv(tmp_path / "fer.csv", {"Training": 96, "PublicTest": 28, "PrivateTest": 28})
+    src = tmp_path / "m.onnx"
+    train(TrainConfig(arch="mini_xception", data=str(data), out=str(src), epochs=1, batch_size=32, quiet=True))
+    out = tmp_path / "m_int8.onnx"
+    meta = quantize(src, str(data), out, calibration=64, final=True, command="pytest")
+    clf, ref = Classifier(str(out)), Classifier(str(src))
+    assert clf.info.metadata["quantized_from"] == "m.onnx" and clf.info.metadata["command"] == "pytest"
+    assert clf.info.metadata["private_test_accuracy"] == meta["private_test_accuracy"]
+    x = np.random.default_rng(0).integers(0, 256, (32, 48, 48)).astype(np.uint8)
+    p, q = clf.predict(x), ref.predict(x)
+    assert p.shape == (32, 7) and np.allclose(p.sum(1), 1, atol=1e-3)
+    assert np.abs(p - q).max() < 0.1
+    assert guided.load_weights(out) is not None  # explain uses the source network's weights
+    draft = quantize(src, str(data), tmp_path / "draft.onnx", calibration=64)
+    assert draft["private_test_accuracy"] == "not measured" and draft["public_test_accuracy"] != "not measured"

@@ -64,6 +64,13 @@ def probabilities(net: nn.Module, crops: np.ndarray) -> np.ndarray:
 def load_weights(onnx_path: str | Path) -> nn.Module:
     """The torch network saved beside an ONNX model as NAME.pt by ``fervid train``."""
     pt = Path(onnx_path).with_suffix(".pt")
+    if not pt.is_file():  # an 8-bit copy: the gradients of the network it was quantised from
+        import onnxruntime as ort
+
+        meta = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).get_modelmeta()
+        source = dict(meta.custom_metadata_map).get("quantized_from")
+        if source:
+            pt = Path(onnx_path).with_name(source).with_suffix(".pt")
     if not pt.is_file():
         raise ModelError(f"{pt}: no torch weights beside {Path(onnx_path).name}; guided back-propagation needs "
                          "them (fervid train writes NAME.pt next to NAME.onnx)")
