@@ -10,6 +10,7 @@ from typing import Callable, Sequence
 
 from tqdm import tqdm
 
+from fervid.classify import Classifier
 from fervid.errors import FervidError
 from fervid.outputs import Outputs
 from fervid.pipeline import Settings
@@ -83,10 +84,12 @@ def plan(inputs: list[tuple[Path, Path]], out: Path, single: bool, *, video: boo
     return jobs
 
 
-def _work(job: Job, settings: Settings, sample_fps: float | None, progress: bool) -> FileResult | None:
+def _work(job: Job, settings: Settings, sample_fps: float | None, progress: bool,
+          classifier: Classifier | None = None) -> FileResult | None:
     if _worker_stop is not None and _worker_stop.is_set():
         return None  # the batch was interrupted: take no new file
-    return process_file(job.input, job.outputs, settings, sample_fps=sample_fps, progress=progress)
+    return process_file(job.input, job.outputs, settings, sample_fps=sample_fps, progress=progress,
+                        classifier=classifier)
 
 
 # Set in each worker process by the pool's initializer (the one per-process state fervid keeps):
@@ -101,7 +104,8 @@ def _init_worker(stop) -> None:
 
 def run_batch(jobs: list[Job], settings: Settings, sample_fps: float | None = None, n_jobs: int = 1,
               overwrite: bool = False, progress: bool = True, verbose: bool = False,
-              on_event: Callable[[str], None] = print) -> BatchReport:
+              on_event: Callable[[str], None] = print, classifier: Classifier | None = None) -> BatchReport:
+    """``classifier``, if given, is shared by files processed in this process (saves loading it per file)."""
     report = BatchReport()
     todo = []
     for job in jobs:
@@ -136,7 +140,7 @@ def run_batch(jobs: list[Job], settings: Settings, sample_fps: float | None = No
 
     if n_jobs <= 1 or len(todo) <= 1:
         for job in todo:
-            settle(job, lambda job=job: _work(job, settings, sample_fps, progress))
+            settle(job, lambda job=job: _work(job, settings, sample_fps, progress, classifier))
     else:
         # One thread per worker: the workers already fill the cores between them.
         worker_settings = Settings(**{**settings.__dict__, "threads": settings.threads or 1})

@@ -137,11 +137,13 @@ def _run(jobs, settings, sample_fps, n_jobs, overwrite, quiet, verbose, print_ta
 
     try:
         # Load the model once up front: a mis-fitting model is refused before any video is touched.
-        Classifier(settings.model, settings.device)
+        classifier = Classifier(settings.model, settings.device, settings.threads, settings.tta)
+        if n_jobs > 1:
+            classifier = None  # workers load their own: a live ONNX Runtime thread pool must not be forked
         if not jobs:
             raise click.UsageError("no video found in the given inputs")
         report = run_batch(jobs, settings, sample_fps, n_jobs, overwrite, progress=not quiet, verbose=verbose,
-                           on_event=lambda msg: click.echo(msg, err=True))
+                           on_event=lambda msg: click.echo(msg, err=True), classifier=classifier)
     except KeyboardInterrupt:
         click.echo("fervid: interrupted; finished outputs are kept, partial ones removed", err=True)
         sys.exit(EXIT_INTERRUPTED)

@@ -130,13 +130,15 @@ def _import_mediapipe():
 
     The ``mediapipe`` package imports all its tasks, and its drawing helpers (which fervid never
     uses) import ``matplotlib.pyplot``: about a second of start-up, a third of the whole run on a
-    short clip. Placeholder modules stand in while it loads and are removed afterwards, so a later
-    real ``import matplotlib`` (fervid's plots) is unaffected.
+    short clip; its audio tasks load PortAudio. Placeholder modules stand in while it loads and are
+    removed afterwards, so a later real ``import matplotlib`` (fervid's plots) is unaffected.
     """
-    stubs = {}
+    stubs: dict = {}
     if "matplotlib" not in sys.modules:
         stubs = {name: types.ModuleType(name) for name in ("matplotlib", "matplotlib.pyplot")}
-        sys.modules.update(stubs)
+    if "sounddevice" not in sys.modules:
+        stubs["sounddevice"] = None  # its audio tasks load PortAudio (0.08 s); None makes the import fail, as they allow
+    sys.modules.update(stubs)
     try:
         from mediapipe.tasks.python.core import base_options
         from mediapipe.tasks.python.vision import face_detector
