@@ -31,7 +31,8 @@ def main() -> None:
 
 
 @main.command(short_help="Train a paper CNN on FER-2013 (needs fervid[train]).")
-@click.option("--arch", type=click.Choice(["mini_xception", "fcn"]), required=True, help="Network architecture.")
+@click.option("--arch", type=click.Choice(["mini_xception", "fcn", "resnet_s", "resnet_m", "resnet18"]), required=True,
+              help="Network: the paper's mini_xception and fcn; resnet18 (a teacher), resnet_m and resnet_s (students).")
 @click.option("--data", required=True, type=click.Path(), help="fer2013.csv(.gz) or an image-folder tree (train/, test/).")
 @click.option("--ferplus", type=click.Path(), default=None, help="FER+ votes (fer2013new.csv) to blend in as soft labels.")
 @click.option("--out", required=True, type=click.Path(), help="ONNX file to write; checkpoints go to OUT.ckpt/.")
@@ -48,6 +49,12 @@ def main() -> None:
               help="Warm start: weights from a checkpoint or NAME.pt; fresh optimiser and schedule.")
 @click.option("--ema", default=0.0, show_default=True,
               help="Decay of an exponential moving average of the weights (e.g. 0.999); 0: off. The average is what is evaluated and exported.")
+@click.option("--erase", default=0.0, show_default=True, help="Probability of random erasing per training face.")
+@click.option("--mixup", default=0.0, show_default=True, help="Mixup Beta(a, a) parameter; 0: off.")
+@click.option("--teacher", type=click.Path(exists=True), default=None,
+              help="Distil from this trained network (NAME.pt or a checkpoint).")
+@click.option("--distill", default=0.5, show_default=True, help="Weight of the teacher's soft targets in the loss.")
+@click.option("--temperature", default=4.0, show_default=True, help="Distillation temperature.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
 def train(verbose: bool, **kwargs) -> None:

@@ -14,14 +14,16 @@ from fervid.train.export import export_onnx  # noqa: E402
 from fervid.train.loop import TrainConfig, train  # noqa: E402
 
 
-@pytest.mark.parametrize("arch, lo, hi", [("mini_xception", 50_000, 65_000), ("fcn", 500_000, 700_000)])
+@pytest.mark.parametrize("arch, lo, hi", [("mini_xception", 50_000, 65_000), ("fcn", 500_000, 700_000),
+                                          ("resnet_s", 500_000, 1_000_000), ("resnet_m", 2_000_000, 3_500_000),
+                                          ("resnet18", 10_000_000, 12_000_000)])
 def test_parameter_counts_and_shapes(arch, lo, hi):
     net = nets.build(arch)
     assert lo <= nets.count_parameters(net) <= hi
     assert net(torch.zeros(3, 1, 48, 48)).shape == (3, 7)
 
 
-@pytest.mark.parametrize("arch", ["mini_xception", "fcn"])
+@pytest.mark.parametrize("arch", ["mini_xception", "fcn", "resnet_s"])
 def test_onnx_agrees_with_torch(tmp_path, arch):
     torch.manual_seed(0)
     net = nets.build(arch).eval()
@@ -137,3 +139,21 @@ def test_quantized_copy_honours_the_contract_and_stays_close_to_its_source(tmp_p
     assert guided.load_weights(out) is not None  # explain uses the source network's weights
     draft = quantize(src, str(data), tmp_path / "draft.onnx", calibration=64)
     assert draft["private_test_accuracy"] == "not measured" and draft["public_test_accuracy"] != "not measured"
+
+
+def test_distillation_with_mixup_and_erasing_trains_and_says_so(tmp_path):
+    from fervid.train.loop import random_erase
+
+    x = torch.full((64, 1, 48, 48), 7.0)
+    erased = random_erase(x, 0.5, torch.Generator().manual_seed(0))
+    changed = (erased != 7.0).flatten(1).any(1)
+    assert 16 < int(changed.sum()) < 48  # about half the faces, each in one rectangle
+    data = fer_csv(tmp_path / "fer.csv", {"Training": 64, "PublicTest": 14, "PrivateTest": 14})
+    teacher = TrainConfig(arch="fcn", data=str(data), out=str(tmp_path / "t" / "fcn.onnx"), epochs=1,
+                          batch_size=32, quiet=True)
+    train(teacher)
+    student = TrainConfig(arch="resnet_s", data=str(data), out=str(tmp_path / "s" / "s.onnx"), epochs=1,
+                          batch_size=32, quiet=True, teacher=str(tmp_path / "t" / "fcn.pt"), mixup=0.2, erase=0.5)
+    meta = train(student)
+    assert "distilled from fcn.pt" in meta["recipe"] and "mixup 0.2" in meta["recipe"]
+    assert Classifier(str(tmp_path / "s" / "s.onnx")).info.metadata["architecture"] == "resnet_s"

@@ -41,6 +41,11 @@ class TrainConfig:
     resume: str | None = None
     init: str | None = None
     ema: float = 0.0
+    erase: float = 0.0  # probability of random erasing per face
+    mixup: float = 0.0  # Beta(a, a) parameter of mixup; 0: off
+    teacher: str | None = None  # NAME.pt or a checkpoint of a trained network to distil from
+    distill: float = 0.5  # weight of the teacher's soft targets in the loss
+    temperature: float = 4.0
     quiet: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -61,6 +66,24 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
     grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, padding_mode="border", align_corners=False)
+
+
+def random_erase(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
+    """Fill one random rectangle (2-33% of the face, aspect 0.3-3.3) with noise in a share ``p`` of the batch."""
+    n, _, h, w = x.shape
+    r = lambda: torch.rand(n, generator=gen)  # noqa: E731
+    area = (0.02 + 0.31 * r()) * h * w
+    aspect = torch.exp(math.log(0.3) + (math.log(3.3) - math.log(0.3)) * r())
+    eh = torch.sqrt(area * aspect).clamp(1, h)
+    ew = torch.sqrt(area / aspect).clamp(1, w)
+    y0, x0 = r() * (h - eh), r() * (w - ew)
+    on = r() < p
+    ys = torch.arange(h).view(1, h, 1)
+    xs = torch.arange(w).view(1, 1, w)
+    mask = ((ys >= y0.view(n, 1, 1)) & (ys < (y0 + eh).view(n, 1, 1)) & (xs >= x0.view(n, 1, 1))
+            & (xs < (x0 + ew).view(n, 1, 1)) & on.view(n, 1, 1)).unsqueeze(1).to(x.device)
+    noise = (torch.rand(x.shape, generator=gen) * 255).to(x.device)
+    return torch.where(mask, noise, x)
 
 
 def learning_rate(cfg: TrainConfig, epoch: float) -> float:
@@ -122,8 +145,19 @@ def initial_weights(path: str) -> dict:
     raise ValueError(f"{path}: no weights found (expected a checkpoint or a NAME.pt)")
 
 
+def load_teacher(path: str, device: str) -> torch.nn.Module:
+    """A trained network to distil from: NAME.pt (``{"arch", "state_dict"}``) or a training checkpoint."""
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    arch = saved.get("arch") or saved.get("config", {}).get("arch")
+    if arch is None:
+        raise ValueError(f"{path}: not a fervid NAME.pt or checkpoint (no architecture recorded)")
+    net = nets.build(arch)
+    net.load_state_dict(initial_weights(path))
+    return net.to(device).eval()
+
+
 def train_epoch(cfg: TrainConfig, net, opt, images, soft_targets, labels, epoch: int, steps_per_epoch: int,
-                ema_net=None):
+                ema_net=None, teacher=None):
     """One pass over the training split; returns (summed loss, correct count). Seeded by (seed, epoch)."""
     net.train()
     gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
@@ -139,9 +173,21 @@ def train_epoch(cfg: TrainConfig, net, opt, images, soft_targets, labels, epoch:
         idx = order[i:i + cfg.batch_size]
         x = augment(images[idx].float().unsqueeze(1), gen)
         y = soft_targets[idx]
+        if cfg.erase:
+            x = random_erase(x, cfg.erase, gen)
+        if cfg.mixup:
+            lam = float(np.random.default_rng([cfg.seed, epoch, step]).beta(cfg.mixup, cfg.mixup))
+            perm = torch.randperm(len(idx), generator=gen).to(x.device)
+            x, y = lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm]
         with autocast:
             logits = net(nets.normalise(x)).float()
         loss = torch.sum(-y * F.log_softmax(logits, 1), 1).mean()
+        if teacher is not None:
+            with torch.no_grad(), autocast:
+                t = teacher(nets.normalise(x)).float() / cfg.temperature
+            soft = F.kl_div(F.log_softmax(logits / cfg.temperature, 1), F.log_softmax(t, 1), log_target=True,
+                            reduction="batchmean") * cfg.temperature ** 2
+            loss = (1 - cfg.distill) * loss + cfg.distill * soft
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -169,6 +215,7 @@ def train(cfg: TrainConfig) -> dict:
         net.load_state_dict(initial_weights(cfg.init))
         log(cfg, f"warm start from the weights in {cfg.init}")
     ema_net = copy.deepcopy(net) if cfg.ema else None
+    teacher = load_teacher(cfg.teacher, cfg.device) if cfg.teacher else None
     if cfg.resume:
         ckpt = torch.load(cfg.resume, map_location=cfg.device, weights_only=False)
         net.load_state_dict(ckpt["model"])
@@ -187,7 +234,7 @@ def train(cfg: TrainConfig) -> dict:
     for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
         t0 = time.time()
         total_loss, correct = train_epoch(cfg, net, opt, images, soft_targets, labels, epoch, steps_per_epoch,
-                                          ema_net)
+                                          ema_net, teacher)
         seen = len(train_set)
         val_loss, val_acc = evaluate(ema_net or net, public, cfg.device)
         secs = time.time() - t0
@@ -223,6 +270,10 @@ def finalise(cfg: TrainConfig, data: datasets.FerData) -> dict:
         "trained_on": f"{Path(cfg.data).name} Training split" + (" + FER+ soft labels" if cfg.ferplus else ""),
         "recipe": (f"AdamW lr {cfg.lr:g} wd {cfg.weight_decay:g}, one-cycle cosine, batch {cfg.batch_size}"
                    + (f", weight EMA {cfg.ema:g}" if cfg.ema else "")
+                   + (f", random erasing {cfg.erase:g}" if cfg.erase else "")
+                   + (f", mixup {cfg.mixup:g}" if cfg.mixup else "")
+                   + (f", distilled from {Path(cfg.teacher).name} (weight {cfg.distill:g}, T {cfg.temperature:g})"
+                      if cfg.teacher else "")
                    + (f", warm start from {cfg.init}" if cfg.init else "")),
         "selected_on": "PublicTest" if has_private else "Test (PublicTest+PrivateTest mixed)",
         "epochs": f"{state['best_epoch']} of {full['epoch']} (chosen on PublicTest)",

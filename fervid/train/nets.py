@@ -1,6 +1,7 @@
-"""The paper's two fully-convolutional CNNs (Kaskun et al. 2020, after Arriaga et al. 2017).
+"""The paper's two fully-convolutional CNNs (Kaskun et al. 2020, after Arriaga et al. 2017), and
+ResNets for 48x48 faces: a teacher and the students distilled from it (issue 7).
 
-Both end in a convolution with one map per class and global average pooling: no dense layer.
+The paper's two end in a convolution with one map per class and global average pooling: no dense layer.
 The networks return logits; :class:`ContractModel` adds the model contract around them
 (raw 0..255 grey input, normalisation inside the graph, softmax output).
 """
@@ -107,3 +108,50 @@ class ContractModel(nn.Module):
 def normalise(x: torch.Tensor) -> torch.Tensor:
     """0..255 to -1..1, as in Arriaga et al.; lives in the graph so callers feed raw pixels."""
     return x * (2.0 / 255.0) - 1.0
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions with BN beside an identity (or strided 1x1) shortcut, as in ResNet."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout))
+        self.shortcut = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
+            nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+        self.relu = nn.ReLU(inplace=True)  # a module, so that guided back-propagation can swap it
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.body(x) + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """A ResNet for 48x48 faces: 3x3 stem (stride ``stem_stride``), stages of basic blocks, each
+    stage after the first halving the resolution, global average pooling and one linear layer."""
+
+    def __init__(self, widths: tuple[int, ...], blocks: tuple[int, ...], stem: int, stem_stride: int = 1,
+                 num_classes: int = NUM_CLASSES, dropout: float = 0.2):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, stem, 3, stride=stem_stride, padding=1, bias=False),
+                                  nn.BatchNorm2d(stem), nn.ReLU(inplace=True))
+        layers, cin = [], stem
+        for i, (w, n) in enumerate(zip(widths, blocks)):
+            for j in range(n):
+                layers.append(BasicBlock(cin, w, 2 if i > 0 and j == 0 else 1))
+                cin = w
+        self.stages = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(cin, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.stages(self.stem(x)).mean(dim=(2, 3)))
+
+
+ARCHITECTURES.update({
+    # Teacher for distillation (issue 7): ResNet-18's stages at 48x48, about 11M parameters.
+    "resnet18": lambda: ResNet((64, 128, 256, 512), (2, 2, 2, 2), stem=64),
+    # Students sized on this 2-core CPU (bench/model_card.py): resnet_m ~1,300 crops/s at batch 64
+    # in float, ~2,200 as 8-bit; resnet_s (under 1M parameters) ~3,000 in float.
+    "resnet_m": lambda: ResNet((48, 96, 192, 384), (1, 1, 1, 1), stem=48, stem_stride=2),
+    "resnet_s": lambda: ResNet((32, 64, 128, 192), (1, 1, 1, 1), stem=32, stem_stride=2),
+})
