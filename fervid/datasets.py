@@ -1,4 +1,5 @@
-"""FER-2013 in the forms users have: the Kaggle CSV (plain or .gz) and the image-folder layout.
+"""FER-2013 in the forms users have: the Kaggle CSV (plain or .gz) and the image-folder layout;
+and fervid's own packed form (``.npz.xz``), small enough to travel to a GPU machine.
 
 Loading needs only numpy, so ``fervid evaluate`` works without the training extra.
 Every malformed input stops with one :class:`DataError` naming the file and the line.
@@ -57,12 +58,42 @@ def load(path: str | Path, ferplus: str | Path | None = None) -> FerData:
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or directory")
-    data = _load_folder(path) if path.is_dir() else _load_csv(path)
+    if path.name.endswith(".npz.xz"):
+        data = _load_pack(path)
+    else:
+        data = _load_folder(path) if path.is_dir() else _load_csv(path)
     if ferplus is not None:
         if path.is_dir():
             raise DataError(f"{ferplus}: FER+ votes align with fer2013.csv rows, not with an image folder")
         data = FerData(data.images, data.labels, data.usage, data.source, load_ferplus(ferplus, len(data)))
     return data
+
+
+def save_pack(data: FerData, path: str | Path) -> Path:
+    """Faces, labels, splits and soft labels in one xz-compressed npz (``NAME.npz.xz``)."""
+    import lzma
+
+    path = Path(path)
+    buf = io.BytesIO()
+    arrays = {"images": data.images, "labels": data.labels, "usage": data.usage.astype(str)}
+    if data.soft is not None:
+        arrays["soft"] = data.soft
+    np.savez(buf, **arrays)
+    with lzma.open(path, "wb", preset=6) as fh:
+        fh.write(buf.getvalue())
+    return path
+
+
+def _load_pack(path: Path) -> FerData:
+    import lzma
+
+    try:
+        with lzma.open(path, "rb") as fh:
+            arrays = np.load(io.BytesIO(fh.read()), allow_pickle=False)
+            soft = arrays["soft"] if "soft" in arrays.files else None
+            return FerData(arrays["images"], arrays["labels"], arrays["usage"], str(path), soft)
+    except (lzma.LZMAError, ValueError, KeyError, OSError) as err:
+        raise DataError(f"{path}: not a fervid FER pack ({err})") from None
 
 
 def _open_text(path: Path) -> io.TextIOBase:

@@ -80,3 +80,16 @@ def test_missing_split_is_reported(tmp_path):
     data = datasets.load(fer_csv(tmp_path / "f.csv", {"Training": 7}))
     with pytest.raises(DataError, match="no rows in split 'PrivateTest'"):
         data.split("PrivateTest")
+
+
+def test_pack_round_trip_and_a_bad_pack(tmp_path):
+    from fervid.datasets import load, save_pack
+
+    data = load(fer_csv(tmp_path / "fer.csv", {"Training": 20, "PublicTest": 5}))
+    path = save_pack(data, tmp_path / "fer.npz.xz")
+    back = load(path)
+    assert np.array_equal(back.images, data.images) and np.array_equal(back.labels, data.labels)
+    assert list(back.usage) == list(data.usage) and back.soft is None
+    (tmp_path / "bad.npz.xz").write_bytes(b"not xz")
+    with pytest.raises(DataError, match="bad.npz.xz"):
+        load(tmp_path / "bad.npz.xz")

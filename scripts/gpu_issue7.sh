@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Issue 7 on one GPU machine, as one command: a ResNet-18 teacher, then three students distilled
+# from it side by side (resnet_m, resnet_s, and the paper's mini_xception). Untested on a GPU so far.
+#
+# Here, first (PrivateTest stays behind; it is measured here, once, for the chosen model):
+#   echo /.gpu/ >> .git/info/exclude
+#   python scripts/pack_fer.py ../shared/data/fer2013.csv.gz --ferplus ../shared/data/ferplus/fer2013new.csv \
+#       -o .gpu/fer2013_train_public.npz.xz
+# Then with the device tool: run(command="bash scripts/gpu_issue7.sh", carry=[".gpu"], timeout_s=590).
+# Back here: fervid evaluate $OUT/NAME.onnx --data ../shared/data/fer2013.csv.gz --split PublicTest,
+# choose, then PrivateTest once; fervid quantize for the 8-bit copy.
+set -euo pipefail
+export PYTHONUNBUFFERED=1
+DATA=${DATA:-.gpu/fer2013_train_public.npz.xz}
+OUT=${OUT:-runs/gpu}
+RUNS=runs/gpu-work
+EPOCHS_TEACHER=${EPOCHS_TEACHER:-40}
+EPOCHS_STUDENT=${EPOCHS_STUDENT:-60}
+mkdir -p "$RUNS" "$OUT"
+common=(--data "$DATA" --device cuda --batch-size 128 --ema 0.999 --erase 0.5 -q)
+
+python3 -m fervid train --arch resnet18 --out "$RUNS/resnet18.onnx" --epochs "$EPOCHS_TEACHER" --lr 2e-3 \
+    --mixup 0.2 "${common[@]}"
+for arch in resnet_m resnet_s mini_xception; do
+    python3 -m fervid train --arch "$arch" --out "$RUNS/$arch.onnx" --epochs "$EPOCHS_STUDENT" --lr 3e-3 \
+        --teacher "$RUNS/resnet18.pt" --distill 0.7 "${common[@]}" > "$RUNS/$arch.out" 2>&1 &
+done
+wait
+for arch in resnet_m resnet_s mini_xception; do cp "$RUNS/$arch.onnx" "$RUNS/$arch.pt" "$OUT/"; done
+tar czf "$OUT/logs.tgz" "$RUNS"/*.ckpt/train.log "$RUNS"/*.ckpt/history.json "$RUNS"/*.out
+grep -h "chose epoch" "$RUNS"/*.ckpt/train.log
