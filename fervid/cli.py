@@ -268,7 +268,7 @@ def timeline(inputs, csv_path, plot_path, model, every, sample_fps, min_face, sm
 @click.option("--split", default="PrivateTest", show_default=True,
               help="Training, PublicTest, PrivateTest, or Test (image folders: PublicTest+PrivateTest mixed).")
 @click.option("--out", "out_dir", type=click.Path(), default=None,
-              help="Directory for confusion.csv and confusion.png [default: print only].")
+              help="Directory for report.txt, confusion.csv and confusion.png [default: print only].")
 @click.option("--tta", is_flag=True, help="Average each face with its mirror image.")
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
 def evaluate(model, data, split, out_dir, tta, verbose):
@@ -279,7 +279,8 @@ def evaluate(model, data, split, out_dir, tta, verbose):
 
     try:
         scores, clf = run(model, data, split, tta)
-        click.echo(format_report(scores, split, clf.info.name))
+        report = format_report(scores, split, clf.info.name)
+        click.echo(report)
         speed = {b: crops_per_second(clf, b, seconds=1.0) for b in (1, 64)}
         click.echo("speed: " + ", ".join(f"{v:,.0f} crops/s at batch {b}" for b, v in speed.items()))
         if out_dir:
@@ -287,10 +288,11 @@ def evaluate(model, data, split, out_dir, tta, verbose):
 
             out = Path(out_dir)
             out.mkdir(parents=True, exist_ok=True)
+            (out / "report.txt").write_text(f"{report}\n(fervid {' '.join(sys.argv[1:])})\n")
             write_confusion_csv(out / "confusion.csv", scores)
             confusion_png(out / "confusion.png", scores.confusion_normalised,
                           f"{clf.info.name} on FER-2013 {split}: {scores.accuracy * 100:.1f}%")
-            click.echo(f"wrote {out / 'confusion.csv'} and {out / 'confusion.png'}")
+            click.echo(f"wrote {out / 'report.txt'}, {out / 'confusion.csv'} and {out / 'confusion.png'}")
     except FervidError as err:
         _fail(err, verbose)
         sys.exit(EXIT_USAGE)

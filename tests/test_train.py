@@ -103,6 +103,7 @@ def test_evaluate_cli_writes_confusion_files(tmp_path):
     rows = (tmp_path / "ev" / "confusion.csv").read_text().splitlines()
     assert len(rows) == 8 and rows[1].startswith("angry")
     assert (tmp_path / "ev" / "confusion.png").stat().st_size > 1000
+    assert "macro-F1" in (tmp_path / "ev" / "report.txt").read_text()
 
 
 def test_warm_start_with_weight_averaging_exports_the_average(tmp_path):
