@@ -146,7 +146,8 @@ def make_loop(src: Path, minutes: float, dst: Path) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--long", action="store_true", help="also 1- and 20-minute 1080p loops (memory flatness)")
+    ap.add_argument("--long", nargs="*", type=float, default=None, metavar="MINUTES",
+                    help="also 1080p loops of these lengths, for memory flatness (default 1 20)")
     ap.add_argument("--fer-python", default=None, help="python of a venv with the PyPI fer package")
     ap.add_argument("--clips", nargs="*", default=None)
     args = ap.parse_args()
@@ -186,16 +187,16 @@ def main() -> None:
         one, two = jobs_scaling(Path(tmp), args.runs)
         print(f"\nBatch of 8 five-second 512x512 clips, timeline: -j 1 {one:.1f} s, -j 2 {two:.1f} s: "
               f"{one / two:.2f}x\n")
-        if args.long:
+        if args.long is not None:
             print("\nMemory against length (timeline, 1080p crowd clip looped):\n")
             print("| length | frames | fps | peak MB |")
             print("|---|---|---|---|")
-            for minutes in (1, 20):
+            for minutes in args.long or (1, 20):
                 src = make_loop(SHARED / CLIPS[0], minutes, Path(tmp) / f"loop{minutes}.mp4")
                 wall, rss = timed([sys.executable, "-m", "fervid", "timeline", str(src), "--csv",
                                    str(Path(tmp) / "l.csv"), "-q", "--overwrite"])
                 n = round(minutes * 60 * 25)
-                print(f"| {minutes} min | {n} | {n / wall:.1f} | {rss:.0f} |")
+                print(f"| {minutes:g} min | {n} | {n / wall:.1f} | {rss:.0f} |")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ def analyze(path: str | Path, *, model: str | None = None, every: int = 1, fps: 
     analyzer = Analyzer(settings)
     rows = []
     try:
-        for _, faces in analyzer.run(decoder, float(info.fps) / decoder.every):
+        for _, faces in analyzer.run(decoder, float(info.fps) / decoder.every, keep_pixels=False):
             for f in faces or ():
                 rows.append((Path(path).name, f.frame, f.time_s, f.face_id, f.x, f.y, f.w, f.h, f.det_score,
                              *f.probs, f.emotion))

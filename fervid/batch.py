@@ -144,8 +144,13 @@ def run_batch(jobs: list[Job], settings: Settings, sample_fps: float | None = No
     else:
         # One thread per worker: the workers already fill the cores between them.
         worker_settings = Settings(**{**settings.__dict__, "threads": settings.threads or 1})
-        stop = multiprocessing.get_context().Event()
-        pool = ProcessPoolExecutor(max_workers=n_jobs, initializer=_init_worker, initargs=(stop,))
+        # Workers come from a forkserver, never forked from this process: its other threads (the
+        # progress bar's monitor, ONNX Runtime's and MediaPipe's pools) may hold locks at the moment
+        # of a fork, and a worker would inherit them locked and hang.
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["fervid.runner"])
+        stop = ctx.Event()
+        pool = ProcessPoolExecutor(max_workers=n_jobs, initializer=_init_worker, initargs=(stop,), mp_context=ctx)
         try:
             futures = {pool.submit(_work, job, worker_settings, sample_fps, False): job for job in todo}
             for fut in as_completed(futures):

@@ -146,7 +146,7 @@ def _run(jobs, settings, sample_fps, n_jobs, overwrite, quiet, verbose, print_ta
         # Load the model once up front: a mis-fitting model is refused before any video is touched.
         classifier = Classifier(settings.model, settings.device, settings.threads, settings.tta)
         if n_jobs > 1:
-            classifier = None  # workers load their own: a live ONNX Runtime thread pool must not be forked
+            classifier = None  # each worker process loads its own
         if not jobs:
             raise click.UsageError("no video found in the given inputs")
         report = run_batch(jobs, settings, sample_fps, n_jobs, overwrite, progress=not quiet, verbose=verbose,

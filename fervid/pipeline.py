@@ -81,9 +81,11 @@ class Analyzer:
         self.reader = FaceReader(self.classifier, EmaSmoother(settings.smooth), settings.classify_every,
                                  times=self.times)
 
-    def run(self, frames: Iterable[Frame], fps: float, every: int = 1
+    def run(self, frames: Iterable[Frame], fps: float, every: int = 1, keep_pixels: bool = True
             ) -> Iterator[tuple[Frame, list[FaceResult] | None]]:
-        """Frames whose index is not a multiple of ``every`` pass through, in order, with ``None``."""
+        """Frames whose index is not a multiple of ``every`` pass through, in order, with ``None``.
+        With ``keep_pixels`` False they come back without pixels (less memory when nothing draws)."""
+        self.reader.keep_pixels = keep_pixels
         plans: queue.Queue = queue.Queue(maxsize=1)
         stop = threading.Event()
 

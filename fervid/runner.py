@@ -58,7 +58,8 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, sample_f
             bar = stack.enter_context(tqdm(total=info.estimated_frames, unit="frame", desc=src.name[:30],
                                            disable=not progress, leave=False, dynamic_ncols=True))
             last_time = None
-            for frame, faces in analyzer.run(decoder, float(info.fps) / decoder.every, every // decoder.every):
+            for frame, faces in analyzer.run(decoder, float(info.fps) / decoder.every, every // decoder.every,
+                                             keep_pixels=bool(outputs.video or outputs.plot)):
                 last_time = frame.time_s
                 if faces is not None:
                     summary.add_frame(frame.time_s, faces)

@@ -65,7 +65,7 @@ def test_crops_from_many_stretches_share_a_batch_and_the_held_bytes_are_bounded(
     clf = LinearClassifier()
     reader = FaceReader(clf, EmaSmoother(0), classify_every=0, batch=64)
     run(reader, stretches())
-    assert max(clf.batches) >= 64 and len(clf.batches) <= 3  # 160 crops
+    assert max(clf.batches) >= 64 and len(clf.batches) <= 3  # 160 crops, batch 64 asked for
     clf = LinearClassifier()
     reader = FaceReader(clf, EmaSmoother(0), classify_every=0, batch=64, max_bytes=120 * 160 * 12)
     out = run(reader, stretches())
@@ -91,3 +91,11 @@ def test_unanalysed_frames_pass_through_in_order():
     plans[0][1] = (plans[0][1][0], None, None)
     out = run(FaceReader(clf, EmaSmoother(0.3), classify_every=0.05), plans)
     assert [f.index for f, _ in out] == list(range(12)) and out[1][1] is None
+
+
+def test_without_pixels_frames_come_back_empty_and_only_the_crop_count_flushes():
+    clf = LinearClassifier()
+    reader = FaceReader(clf, EmaSmoother(0), classify_every=0, batch=64, max_bytes=1, keep_pixels=False)
+    out = run(reader, stretches())
+    assert len(out) == 90 and all(f.image.size == 0 for f, _ in out)
+    assert max(clf.batches) >= 64
