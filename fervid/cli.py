@@ -270,8 +270,10 @@ def timeline(inputs, csv_path, plot_path, model, every, sample_fps, min_face, sm
 @click.option("--out", "out_dir", type=click.Path(), default=None,
               help="Directory for report.txt, confusion.csv and confusion.png [default: print only].")
 @click.option("--tta", is_flag=True, help="Average each face with its mirror image.")
+@click.option("--record", is_flag=True,
+              help="Write the accuracy into MODEL's metadata (PublicTest or PrivateTest; PrivateTest only once). Needs onnx.")
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
-def evaluate(model, data, split, out_dir, tta, verbose):
+def evaluate(model, data, split, out_dir, tta, record, verbose):
     """Accuracy, per-class precision/recall/F1, confusion matrix and crops/s of an ONNX MODEL on FER-2013."""
     from pathlib import Path
 
@@ -283,6 +285,11 @@ def evaluate(model, data, split, out_dir, tta, verbose):
         click.echo(report)
         speed = {b: crops_per_second(clf, b, seconds=1.0) for b in (1, 64)}
         click.echo("speed: " + ", ".join(f"{v:,.0f} crops/s at batch {b}" for b, v in speed.items()))
+        if record:
+            from fervid.evaluate import record_accuracy
+
+            record_accuracy(clf.info.path, split, scores.accuracy)
+            click.echo(f"recorded {split} accuracy in {clf.info.path}")
         if out_dir:
             from fervid.plots import confusion_png
 

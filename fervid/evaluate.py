@@ -86,3 +86,25 @@ def evaluate(model: str, data: str, split: str = "PrivateTest", tta: bool = Fals
     clf = Classifier(model, tta=tta)
     probs = predict_all(clf, fer.images)
     return score(fer.labels, probs.argmax(1)), clf
+
+
+def record_accuracy(path: str, split: str, accuracy: float) -> None:
+    """Write a split's accuracy into the model's metadata, e.g. for a model trained where
+    PrivateTest was not at hand. PrivateTest is written once: a model that has it is refused."""
+    import onnx
+
+    from fervid.errors import ModelError
+
+    keys = {"PublicTest": "public_test_accuracy", "PrivateTest": "private_test_accuracy"}
+    if split not in keys:
+        raise ModelError(f"--record: only PublicTest or PrivateTest accuracy is recorded, not {split}")
+    proto = onnx.load(path)
+    props = {p.key: p for p in proto.metadata_props}
+    key = keys[split]
+    if split == "PrivateTest" and key in props and props[key].value not in ("", "not measured"):
+        raise ModelError(f"{path}: PrivateTest accuracy is already recorded ({props[key].value}); it is measured once")
+    entry = props.get(key) or proto.metadata_props.add()
+    entry.key, entry.value = key, f"{accuracy:.4f}"
+    tmp = path + ".tmp"
+    onnx.save(proto, tmp)
+    Path(tmp).replace(path)

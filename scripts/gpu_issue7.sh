@@ -7,8 +7,9 @@
 #   python scripts/pack_fer.py ../shared/data/fer2013.csv.gz --ferplus ../shared/data/ferplus/fer2013new.csv \
 #       -o .gpu/fer2013_train_public.npz.xz
 # Then with the device tool: run(command="bash scripts/gpu_issue7.sh", carry=[".gpu"], timeout_s=590).
-# Back here: fervid evaluate $OUT/NAME.onnx --data ../shared/data/fer2013.csv.gz --split PublicTest,
-# choose, then PrivateTest once; fervid quantize for the 8-bit copy.
+# Back here: fervid evaluate NAME.onnx --data ../shared/data/fer2013.csv.gz --split PublicTest to
+# choose; fervid quantize for the 8-bit copy; then, once, for the chosen model:
+# fervid evaluate NAME.onnx --data ../shared/data/fer2013.csv.gz --split PrivateTest --record
 set -euo pipefail
 export PYTHONUNBUFFERED=1
 DATA=${DATA:-.gpu/fer2013_train_public.npz.xz}

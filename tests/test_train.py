@@ -158,3 +158,19 @@ def test_distillation_with_mixup_and_erasing_trains_and_says_so(tmp_path):
     meta = train(student)
     assert "distilled from fcn.pt" in meta["recipe"] and "mixup 0.2" in meta["recipe"]
     assert Classifier(str(tmp_path / "s" / "s.onnx")).info.metadata["architecture"] == "resnet_s"
+
+
+def test_evaluate_records_private_test_once(tmp_path):
+    from click.testing import CliRunner
+
+    from fervid.cli import main
+
+    data = fer_csv(tmp_path / "fer.csv", {"PrivateTest": 21})
+    net = nets.build("mini_xception").eval()
+    path = export_onnx(net, tmp_path / "m.onnx", {"architecture": "mini_xception", "private_test_accuracy": "not measured"})
+    args = ["evaluate", str(path), "--data", str(data), "--split", "PrivateTest", "--record"]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    assert Classifier(str(path)).info.metadata["private_test_accuracy"] != "not measured"
+    second = CliRunner().invoke(main, args)
+    assert second.exit_code == 2 and "measured once" in second.output
