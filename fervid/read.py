@@ -27,11 +27,11 @@ from fervid.smooth import EmaSmoother
 from fervid.timing import StageTimes
 from fervid.video.decode import Frame
 
+_NO_PIXELS = np.zeros((0, 0), np.uint8)
+_EPS = 1e-6
 # A stretch: (frame, grey picture or None, faces or None), the last entry being its key frame.
 # Faces are (face_id, box x0 y0 x1 y1, detector score); None marks a frame that is not analysed.
-_NO_PIXELS = np.zeros((0, 0), np.uint8)
 Stretch = Sequence[tuple[Frame, "np.ndarray | None", "list[tuple[int, np.ndarray, float]] | None"]]
-_EPS = 1e-6
 
 
 @dataclass
@@ -78,7 +78,7 @@ class FaceReader:
                     if due or fid not in self._anchor:
                         idx = len(held.crops)
                         held.crops.append(square_crop(gray, tuple(box), size))
-                        self._anchor.setdefault(fid, (frame.time_s, np.empty(0)))  # filled in by _emit
+                        self._anchor.setdefault(fid, (frame.time_s, np.empty(0)))  # the reading itself comes in _interpolate
                     row.append((fid, box, score, idx))
                 held.frames.append((frame if self.keep_pixels else replace(frame, image=_NO_PIXELS), row))
         if len(held.crops) >= self.batch or held.nbytes >= self.max_bytes:
