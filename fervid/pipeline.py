@@ -58,7 +58,6 @@ class _Key:
     faces: dict[int, tuple[np.ndarray, float]]  # face_id -> (x0, y0, x1, y1), det_score
 
 
-_Plan = Stretch
 _END = object()
 
 
@@ -118,7 +117,7 @@ class Analyzer:
             stop.set()
             worker.join()
 
-    def _locate(self, frames: Iterator[Frame], fps: float, every: int) -> Iterator[_Plan]:
+    def _locate(self, frames: Iterator[Frame], fps: float, every: int) -> Iterator[Stretch]:
         """Stretches of frames, each ending on a key frame, with every analysed frame's face boxes."""
         key_gap = max(1, round(self.settings.detect_every * fps / every))
         prev: _Key | None = None
@@ -145,7 +144,7 @@ class Analyzer:
                 since_key += 1
         yield from self._flush(prev, pending)
 
-    def _flush(self, prev: _Key | None, pending: list[tuple[Frame, np.ndarray | None]]) -> Iterator[_Plan]:
+    def _flush(self, prev: _Key | None, pending: list[tuple[Frame, np.ndarray | None]]) -> Iterator[Stretch]:
         """End a stretch without a key frame after it: its last analysed frame becomes one."""
         last = max((i for i, (_, g) in enumerate(pending) if g is not None), default=None)
         if last is not None:
@@ -172,10 +171,10 @@ class Analyzer:
         return _Key(frame, gray, faces)
 
     @staticmethod
-    def _plan(prev: _Key | None, between: list[tuple[Frame, np.ndarray | None]], key: _Key) -> _Plan:
+    def _plan(prev: _Key | None, between: list[tuple[Frame, np.ndarray | None]], key: _Key) -> Stretch:
         """Boxes for the frames between two key frames: interpolated for faces seen at both ends,
         held for the nearer half of the gap for faces seen at one end only."""
-        plan: _Plan = []
+        plan: list = []
         for frame, gray in between:
             if gray is None:
                 plan.append((frame, None, None))
