@@ -94,17 +94,14 @@ def record_accuracy(path: str, split: str, accuracy: float) -> None:
     import onnx
 
     from fervid.errors import ModelError
+    from fervid.modelfile import save_with_metadata
 
     keys = {"PublicTest": "public_test_accuracy", "PrivateTest": "private_test_accuracy"}
     if split not in keys:
         raise ModelError(f"--record: only PublicTest or PrivateTest accuracy is recorded, not {split}")
     proto = onnx.load(path)
-    props = {p.key: p for p in proto.metadata_props}
     key = keys[split]
-    if split == "PrivateTest" and key in props and props[key].value not in ("", "not measured"):
-        raise ModelError(f"{path}: PrivateTest accuracy is already recorded ({props[key].value}); it is measured once")
-    entry = props.get(key) or proto.metadata_props.add()
-    entry.key, entry.value = key, f"{accuracy:.4f}"
-    tmp = path + ".tmp"
-    onnx.save(proto, tmp)
-    Path(tmp).replace(path)
+    recorded = {p.key: p.value for p in proto.metadata_props}.get(key, "")
+    if split == "PrivateTest" and recorded not in ("", "not measured"):
+        raise ModelError(f"{path}: PrivateTest accuracy is already recorded ({recorded}); it is measured once")
+    save_with_metadata(proto, path, {key: f"{accuracy:.4f}"}, keep=True)

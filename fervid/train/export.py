@@ -10,6 +10,7 @@ import torch
 
 from fervid import __version__
 from fervid.labels import EMOTIONS
+from fervid.modelfile import save_with_metadata
 from fervid.train.nets import ContractModel
 
 INPUT_SIZE = 48
@@ -25,14 +26,8 @@ def export_onnx(net: torch.nn.Module, out: str | os.PathLike, meta: dict) -> Pat
     torch.onnx.export(model, (dummy,), str(tmp), input_names=["image"], output_names=["probabilities"],
                       dynamic_axes={"image": {0: "N"}, "probabilities": {0: "N"}}, opset_version=17, dynamo=False)
     proto = onnx.load(str(tmp))
-    props = {"class_names": ",".join(EMOTIONS), "input_size": str(INPUT_SIZE), "fervid_version": __version__,
-             **{k: str(v) for k, v in meta.items()}}
-    del proto.metadata_props[:]
-    for key, value in props.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
+    tmp.unlink()
     proto.producer_name = "fervid"
     onnx.checker.check_model(proto)
-    onnx.save(proto, str(tmp))
-    tmp.replace(out)
-    return out
+    props = {"class_names": ",".join(EMOTIONS), "input_size": str(INPUT_SIZE), "fervid_version": __version__, **meta}
+    return save_with_metadata(proto, out, props)

@@ -22,6 +22,7 @@ import onnx
 from fervid import datasets
 from fervid.classify import Classifier
 from fervid.evaluate import predict_all
+from fervid.modelfile import save_with_metadata
 
 
 def float_nodes(proto: onnx.ModelProto) -> list[str]:
@@ -76,12 +77,5 @@ def quantize(model: str | os.PathLike, data: str, out: str | os.PathLike, calibr
                 "public_test_accuracy": f"{accuracy['PublicTest']:.4f}" if "PublicTest" in accuracy else "not measured",
                 "private_test_accuracy": f"{accuracy['PrivateTest']:.4f}" if "PrivateTest" in accuracy else "not measured",
                 "command": command}
-        proto = onnx.load(str(q))
-        del proto.metadata_props[:]
-        for key, value in meta.items():
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = key, str(value)
-        tmp_out = out.with_name(out.name + ".tmp")
-        onnx.save(proto, str(tmp_out))
-        tmp_out.replace(out)
+        save_with_metadata(onnx.load(str(q)), out, meta)
     return meta
