@@ -7,41 +7,25 @@ resolution, finds those faces; one non-maximum suppression merges the passes.
 
 from __future__ import annotations
 
-import os
-import sys
-import types
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from fervid.assets import models_dir
+from fervid.blazeface import MediaPipeBlazeFace, OnnxBlazeFace
 from fervid.errors import ModelError
+from fervid.records import Detection  # noqa: F401 - part of this module's API
 
 MODELS_DIR = models_dir()
-DETECTOR_MODELS = {"full": "blaze_face_full_range.tflite", "short": "blaze_face_short_range.tflite"}
-
-
-@dataclass(frozen=True)
-class Detection:
-    """A face box in frame pixels (upright orientation) and the detector's confidence."""
-
-    x: float
-    y: float
-    w: float
-    h: float
-    score: float
-
-    @property
-    def xyxy(self) -> tuple[float, float, float, float]:
-        return self.x, self.y, self.x + self.w, self.y + self.h
+DETECTOR_MODELS = {"full": "blaze_face_full_range", "short": "blaze_face_short_range"}
+RUNTIMES = {"onnx": ".onnx", "mediapipe": ".tflite"}
 
 
 @dataclass(frozen=True)
 class DetectorSettings:
     model: str = "full"
+    runtime: str = "onnx"  # or "mediapipe": the same BlazeFace through MediaPipe (boxes in whole model pixels)
     min_score: float = 0.5
     tiles: str = "auto"  # "auto", "off", or "COLSxROWS"
     tile_overlap: float = 0.25
@@ -52,10 +36,13 @@ class DetectorSettings:
         return dict(self.__dict__)
 
 
-def model_path(name: str) -> Path:
+def model_path(name: str, runtime: str = "onnx") -> Path:
+    """``full`` or ``short`` (the vendored BlazeFace models, in the runtime's format), or a path."""
+    if runtime not in RUNTIMES:
+        raise ModelError(f"{runtime}: unknown face detector runtime (expected one of {', '.join(RUNTIMES)})")
     path = Path(name)
     if not path.suffix:
-        path = MODELS_DIR / DETECTOR_MODELS.get(name, name)
+        path = MODELS_DIR / (DETECTOR_MODELS.get(name, name) + RUNTIMES[runtime])
     if not path.is_file():
         raise ModelError(f"{path}: face detector model not found (expected one of {', '.join(DETECTOR_MODELS)})")
     return path
@@ -125,72 +112,19 @@ def nms(dets: list[Detection], iou: float) -> list[Detection]:
     return kept
 
 
-def _import_mediapipe():
-    """Import MediaPipe's face detector without matplotlib.
-
-    The ``mediapipe`` package imports all its tasks, and its drawing helpers (which fervid never
-    uses) import ``matplotlib.pyplot``: about a second of start-up, a third of the whole run on a
-    short clip; its audio tasks load PortAudio. Placeholder modules stand in while it loads and are
-    removed afterwards, so a later real ``import matplotlib`` (fervid's plots) is unaffected.
-    """
-    stubs: dict = {}
-    if "matplotlib" not in sys.modules:
-        stubs = {name: types.ModuleType(name) for name in ("matplotlib", "matplotlib.pyplot")}
-    if "sounddevice" not in sys.modules:
-        stubs["sounddevice"] = None  # its audio tasks load PortAudio (0.08 s); None makes the import fail, as they allow
-    sys.modules.update(stubs)
-    try:
-        from mediapipe.tasks.python.core import base_options
-        from mediapipe.tasks.python.vision import face_detector
-        from mediapipe.tasks.python.vision.core import image as mp_image
-    finally:
-        for name, module in stubs.items():
-            if sys.modules.get(name) is module:
-                del sys.modules[name]
-    return base_options, face_detector, mp_image
-
-
-@contextmanager
-def quiet_native_stderr():
-    """MediaPipe's C++ side logs set-up chatter straight to file descriptor 2; hide it from users."""
-    if os.environ.get("FERVID_DEBUG_NATIVE"):
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 class FaceDetector:
     """``detect(rgb)`` on an upright RGB frame, key frame after key frame of one video; ``reset()`` at a cut.
 
     Not thread-safe, so one per worker."""
 
     def __init__(self, settings: DetectorSettings = DetectorSettings()):
-        os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging is noise to users
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        base_options, face_detector, mp_image = _import_mediapipe()
-        self._image = mp_image
-
         self.settings = settings
-        self.path = model_path(settings.model)
-        self.input_side = 128 if "short" in self.path.name else 192
-        options = face_detector.FaceDetectorOptions(
-            base_options=base_options.BaseOptions(model_asset_path=str(self.path)),
-            min_detection_confidence=settings.min_score, min_suppression_threshold=settings.nms_iou)
-        try:
-            with quiet_native_stderr():
-                self._mp = face_detector.FaceDetector.create_from_options(options)
-                self._mp.detect(self._blank())  # the first call logs too
-        except Exception as err:  # noqa: BLE001 - MediaPipe raises bare RuntimeErrors
-            raise ModelError(f"{self.path}: MediaPipe could not load the face detector ({err})") from None
+        self.path = model_path(settings.model, settings.runtime)
+        if self.path.suffix == ".tflite":
+            self._model = MediaPipeBlazeFace(self.path, settings.min_score, settings.nms_iou)
+        else:
+            self._model = OnnxBlazeFace(self.path, settings.min_score, settings.nms_iou)
+        self.input_side = self._model.input_side
         self._grid: dict[tuple[int, int], list] = {}
         # Tiles where no face was found lately are scanned less often (in turn, every
         # ``tile_refresh`` calls): most of a frame is walls and sky, and a face walking into
@@ -199,25 +133,9 @@ class FaceDetector:
         self._calls = 0
         self.passes = 0
 
-    def _blank(self):
-        return self._image.Image(image_format=self._image.ImageFormat.SRGB, data=np.zeros((64, 64, 3), np.uint8))
-
     def _run(self, rgb: np.ndarray, dx: int = 0, dy: int = 0) -> list[Detection]:
-        """One detector pass; the region is first shrunk (area-averaged) to the model's input size,
-        which is cheaper than MediaPipe's own resize of a big image and finds the same faces."""
-        h, w = rgb.shape[:2]
-        scale = self.input_side / max(h, w)
-        if scale < 1:
-            rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-        else:
-            rgb, scale = np.ascontiguousarray(rgb), 1.0
-        img = self._image.Image(image_format=self._image.ImageFormat.SRGB, data=rgb)
-        out = []
-        for d in self._mp.detect(img).detections:
-            b = d.bounding_box
-            out.append(Detection(b.origin_x / scale + dx, b.origin_y / scale + dy, b.width / scale, b.height / scale,
-                                 float(d.categories[0].score)))
-        return out
+        """One detector pass on a region whose top-left corner is at (dx, dy) in the frame."""
+        return [Detection(d.x + dx, d.y + dy, d.w, d.h, d.score) for d in self._model.detect(rgb)]
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         h, w = rgb.shape[:2]
@@ -244,10 +162,7 @@ class FaceDetector:
         self._idle.clear()
 
     def close(self) -> None:
-        if self._mp is not None:
-            with quiet_native_stderr():
-                self._mp.close()
-            self._mp = None
+        self._model.close()
 
 
 def clip(d: Detection, width: int, height: int) -> Detection:

@@ -10,6 +10,21 @@ from fervid.labels import EMOTIONS
 
 
 @dataclass(frozen=True)
+class Detection:
+    """A face box in frame pixels (upright orientation) and the detector's confidence."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+    score: float
+
+    @property
+    def xyxy(self) -> tuple[float, float, float, float]:
+        return self.x, self.y, self.x + self.w, self.y + self.h
+
+
+@dataclass(frozen=True)
 class FaceResult:
     """One face in one frame: the row of the timeline CSV."""
 

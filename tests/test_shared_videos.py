@@ -55,3 +55,36 @@ def test_animated_gif_input(tmp_path, shared_videos):
                "-q").exit_code == 0
     df = pd.read_csv(csv)
     assert df.frame.nunique() > 40 and df.groupby("frame").size().median() == 2
+
+
+def test_onnx_blazeface_matches_mediapipe_up_to_its_rounding(shared_videos):
+    """The ONNX port of BlazeFace finds what MediaPipe finds: same faces, same scores, and boxes
+    equal once truncated to whole pixels of the model's input, as MediaPipe reports them."""
+    from pathlib import Path
+
+    from fervid.blazeface import MediaPipeBlazeFace, OnnxBlazeFace
+    from fervid.detect import model_path
+
+    for kind in ("full", "short"):
+        ours = OnnxBlazeFace(model_path(kind, "onnx"))
+        ref = MediaPipeBlazeFace(model_path(kind, "mediapipe"))
+        n = 0
+        for name, step in (("facenet_pytorch_video.mp4", 25), ("liveportrait_d6_faces.mp4", 100)):
+            for frame in open_video(shared_videos / name, pix_fmt="yuv420p")[1]:
+                if frame.index % step:
+                    continue
+                rgb = frame.rgb()
+                for region in (rgb, rgb[: rgb.shape[0] // 2, : rgb.shape[1] // 2]):  # whole frame, a tile
+                    scale = ours.input_side / max(region.shape[:2])
+                    a = sorted((d.x, d.y, d.score) for d in ref.detect(region))
+                    b = ours.detect(region)
+                    assert len(a) == len(b), (name, frame.index, kind)
+                    for (x, y, score), d in zip(a, sorted(b, key=lambda d: (d.x, d.y))):
+                        assert abs(score - d.score) < 1e-3
+                        # MediaPipe truncates to whole input pixels: 1/scale frame pixels
+                        assert abs(x - int(d.x * scale) / scale) <= 1.01 / scale
+                        assert abs(y - int(d.y * scale) / scale) <= 1.01 / scale
+                    n += len(a)
+        ref.close()
+        assert n > 5 or kind == "short"
+    assert Path(model_path("full")).suffix == ".onnx"
