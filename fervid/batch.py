@@ -10,10 +10,9 @@ from typing import Callable, Sequence
 
 from tqdm import tqdm
 
-from fervid.classify import Classifier
 from fervid.errors import FervidError
 from fervid.outputs import Outputs
-from fervid.pipeline import Settings
+from fervid.pipeline import Models, Settings
 from fervid.runner import FileResult, process_file
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".gif", ".mpg", ".mpeg", ".wmv", ".flv",
@@ -85,27 +84,31 @@ def plan(inputs: list[tuple[Path, Path]], out: Path, single: bool, *, video: boo
 
 
 def _work(job: Job, settings: Settings, sample_fps: float | None, progress: bool,
-          classifier: Classifier | None = None) -> FileResult | None:
+          models: Models | None = None) -> FileResult | None:
     if _worker_stop is not None and _worker_stop.is_set():
         return None  # the batch was interrupted: take no new file
     return process_file(job.input, job.outputs, settings, sample_fps=sample_fps, progress=progress,
-                        classifier=classifier)
+                        models=models or _worker_models)
 
 
-# Set in each worker process by the pool's initializer (the one per-process state fervid keeps):
-# the main process raises it on Ctrl-C so that workers start no new file.
+# Set in each worker process by the pool's initializer (the per-process state fervid keeps): the
+# main process raises the event on Ctrl-C so that workers start no new file; the networks are
+# loaded once per worker. Both stay None in the main process.
 _worker_stop = None
+_worker_models: Models | None = None
 
 
-def _init_worker(stop) -> None:
-    global _worker_stop
+def _init_worker(stop, settings: Settings) -> None:
+    global _worker_stop, _worker_models
     _worker_stop = stop
+    _worker_models = Models.load(settings)
 
 
 def run_batch(jobs: list[Job], settings: Settings, sample_fps: float | None = None, n_jobs: int = 1,
               overwrite: bool = False, progress: bool = True, verbose: bool = False,
-              on_event: Callable[[str], None] = print, classifier: Classifier | None = None) -> BatchReport:
-    """``classifier``, if given, is shared by files processed in this process (saves loading it per file)."""
+              on_event: Callable[[str], None] = print, models: Models | None = None) -> BatchReport:
+    """Each process loads the networks once for all its files: ``models`` here (or loaded here if
+    not given), its own in each worker process."""
     report = BatchReport()
     todo = []
     for job in jobs:
@@ -139,8 +142,14 @@ def run_batch(jobs: list[Job], settings: Settings, sample_fps: float | None = No
         bar.update(1)
 
     if n_jobs <= 1 or len(todo) <= 1:
-        for job in todo:
-            settle(job, lambda job=job: _work(job, settings, sample_fps, progress, classifier))
+        own = models is None and bool(todo)
+        models = Models.load(settings) if own else models
+        try:
+            for job in todo:
+                settle(job, lambda job=job: _work(job, settings, sample_fps, progress, models))
+        finally:
+            if own:
+                models.close()
     else:
         # One thread per worker: the workers already fill the cores between them.
         worker_settings = Settings(**{**settings.__dict__, "threads": settings.threads or 1})
@@ -150,7 +159,8 @@ def run_batch(jobs: list[Job], settings: Settings, sample_fps: float | None = No
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["fervid.runner"])
         stop = ctx.Event()
-        pool = ProcessPoolExecutor(max_workers=n_jobs, initializer=_init_worker, initargs=(stop,), mp_context=ctx)
+        pool = ProcessPoolExecutor(max_workers=n_jobs, initializer=_init_worker, initargs=(stop, worker_settings),
+                                   mp_context=ctx)
         try:
             futures = {pool.submit(_work, job, worker_settings, sample_fps, False): job for job in todo}
             for fut in as_completed(futures):

@@ -139,24 +139,29 @@ def _settings(model, every, min_face, smooth, no_smooth, detect_every, classify_
 
 def _run(jobs, settings, sample_fps, n_jobs, overwrite, quiet, verbose, print_tables=False):
     from fervid.batch import run_batch
-    from fervid.classify import Classifier
+    from fervid.pipeline import Models
     from fervid.writers import format_summary_table
 
+    models = None
     try:
-        # Load the model once up front: a mis-fitting model is refused before any video is touched.
-        classifier = Classifier(settings.model, settings.device, settings.threads, settings.tta)
+        # Load the networks once up front: a mis-fitting model is refused before any video is touched.
+        models = Models.load(settings)
         if n_jobs > 1:
-            classifier = None  # each worker process loads its own
+            models.close()
+            models = None  # each worker process loads its own
         if not jobs:
             raise click.UsageError("no video found in the given inputs")
         report = run_batch(jobs, settings, sample_fps, n_jobs, overwrite, progress=not quiet, verbose=verbose,
-                           on_event=lambda msg: click.echo(msg, err=True), classifier=classifier)
+                           on_event=lambda msg: click.echo(msg, err=True), models=models)
     except KeyboardInterrupt:
         click.echo("fervid: interrupted; finished outputs are kept, partial ones removed", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except FervidError as err:
         _fail(err, verbose)
         sys.exit(EXIT_USAGE)
+    finally:
+        if models is not None:
+            models.close()
     if print_tables:
         for res in report.done:
             click.echo(f"\n{res.input}: {res.frames} frames, {res.faces} faces")

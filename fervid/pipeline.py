@@ -42,13 +42,32 @@ class Settings:
     coast: float = 0.5  # seconds a lost face keeps its predicted box
     activation: float = 0.0  # detector score a face needs to start a track (weaker ones only extend tracks)
     device: str = "cpu"
-    threads: int = 0
+    threads: int = 0  # classifier threads; 0: one (the detector has the other core)
     tta: bool = False  # average each crop with its mirror image
 
     def as_dict(self) -> dict:
         d = dict(self.__dict__)
         d["detector"] = self.detector.as_dict()
         return d
+
+
+@dataclass
+class Models:
+    """The two networks, loaded once per process and shared by every video it analyses (loading
+    them costs about 0.1 s a file, a third of a short clip's work)."""
+
+    classifier: Classifier
+    detector: FaceDetector
+
+    @classmethod
+    def load(cls, settings: Settings) -> "Models":
+        # One thread each by default: the detector runs beside the classifier, and one core each
+        # beat two threads contending (d6 timeline 1.88 s vs 1.95 s; the crowd 1.70 vs 1.72 s).
+        classifier = Classifier(settings.model, settings.device, settings.threads or 1, settings.tta)
+        return cls(classifier, FaceDetector(settings.detector))
+
+    def close(self) -> None:
+        self.detector.close()
 
 
 @dataclass
@@ -70,10 +89,12 @@ class Analyzer:
     Runtime release the GIL, so on two cores the detector and the classifier work at once.
     """
 
-    def __init__(self, settings: Settings, classifier: Classifier | None = None, detector: FaceDetector | None = None):
+    def __init__(self, settings: Settings, models: Models | None = None):
         self.settings = settings
-        self.classifier = classifier or Classifier(settings.model, settings.device, settings.threads, settings.tta)
-        self.detector = detector or FaceDetector(settings.detector)
+        self._own = models is None  # models passed in belong to the caller, who closes them
+        self.models = models or Models.load(settings)
+        self.classifier, self.detector = self.models.classifier, self.models.detector
+        self.detector.reset()  # a new video: every tile is scanned on the first key frame
         self.tracker = Tracker(max_age=max(1.5, settings.coast), activation=settings.activation)
         self.cuts = ShotCutDetector()
         self.times = StageTimes()
@@ -196,4 +217,5 @@ class Analyzer:
         return plan
 
     def close(self) -> None:
-        self.detector.close()
+        if self._own:
+            self.models.close()

@@ -10,10 +10,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from fervid import __version__
-from fervid.classify import Classifier
 from fervid.errors import VideoError
 from fervid.outputs import Outputs, PartFiles, PlotSink, open_sinks
-from fervid.pipeline import Analyzer, Settings
+from fervid.pipeline import Analyzer, Models, Settings
 from fervid.video.decode import Decoder
 from fervid.video.probe import probe
 from fervid.writers import SummaryBuilder, summary_rows, write_sidecar, write_summary
@@ -39,7 +38,7 @@ def fps_to_every(source_fps: float, fps: float | None, every: int) -> int:
 
 
 def process_file(src: str | Path, outputs: Outputs, settings: Settings, sample_fps: float | None = None,
-                 progress: bool = True, classifier: Classifier | None = None) -> FileResult:
+                 progress: bool = True, models: Models | None = None) -> FileResult:
     src = Path(src)
     started = time.time()
     outputs.check(src)
@@ -47,7 +46,7 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, sample_f
     every = fps_to_every(float(info.fps), sample_fps, settings.every)
     # Timeline only: ffmpeg drops the unsampled frames before the pipe. Annotating needs them all.
     decoder = Decoder(info, pix_fmt="yuv420p", every=1 if outputs.video else every)
-    analyzer = Analyzer(settings, classifier=classifier)
+    analyzer = Analyzer(settings, models)
     result = FileResult(str(src))
     parts = PartFiles(outputs)
     sinks: list = []

@@ -172,3 +172,21 @@ def test_two_inputs_with_the_same_name_are_refused(tmp_path, face_video):
         (tmp_path / d / "same.mp4").write_bytes(face_video.read_bytes())
     res = run("timeline", tmp_path / "x" / "same.mp4", tmp_path / "y" / "same.mp4", "--csv", tmp_path / "o", "-q")
     assert res.exit_code == 2 and "would write the same outputs" in res.output
+
+
+def test_a_batch_loads_the_networks_once_and_each_video_starts_afresh(tmp_path, face_video, monkeypatch):
+    """Files of one process share the classifier and the detector; the detector's per-video
+    state (which tiles are idle) is reset, so a file's rows do not depend on the file before."""
+    from fervid.pipeline import Models
+
+    loads = []
+    real = Models.load.__func__
+    monkeypatch.setattr(Models, "load", classmethod(lambda cls, s: loads.append(1) or real(cls, s)))
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        (src / name).write_bytes(face_video.read_bytes())
+    assert run("timeline", src, "--csv", tmp_path / "out", "-q").exit_code == 0
+    assert len(loads) == 1
+    a, b = pd.read_csv(tmp_path / "out" / "a.csv"), pd.read_csv(tmp_path / "out" / "b.csv")
+    assert len(a) == len(b) > 0 and np.allclose(a[list(EMOTIONS)], b[list(EMOTIONS)])
