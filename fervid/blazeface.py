@@ -113,7 +113,8 @@ class OnnxBlazeFace:
         side = self.input_side
         scale = side / max(h, w)
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-        small = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        small = rgb if (nw, nh) == (w, h) else cv2.resize(
+            rgb, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         # Letterbox: the image centred in the square on black (-1), as MediaPipe's BORDER_ZERO does.
         px, py = (side - nw) // 2, (side - nh) // 2
         x = self._canvas

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from fervid.assets import models_dir
@@ -133,21 +134,39 @@ class FaceDetector:
         self._calls = 0
         self.passes = 0
 
-    def _run(self, rgb: np.ndarray, dx: int = 0, dy: int = 0) -> list[Detection]:
-        """One detector pass on a region whose top-left corner is at (dx, dy) in the frame."""
-        return [Detection(d.x + dx, d.y + dy, d.w, d.h, d.score) for d in self._model.detect(rgb)]
+    def _run(self, image, box: tuple[int, int, int, int]) -> list[Detection]:
+        """One detector pass on the region ``box`` (x0, y0, x1, y1) of the frame; boxes in frame pixels.
 
-    def detect(self, rgb: np.ndarray) -> list[Detection]:
-        h, w = rgb.shape[:2]
+        A region bigger than the model's input is first shrunk (area-averaged) to fit it, straight
+        from the decoder's planes when ``image`` is a decoded frame."""
+        x0, y0, x1, y1 = box
+        w, h = x1 - x0, y1 - y0
+        scale = self.input_side / max(w, h)
+        if scale >= 1:
+            small = image.rgb_resized(box, (w, h)) if hasattr(image, "rgb_resized") else image[y0:y1, x0:x1]
+        else:
+            size = (max(2, 2 * round(w * scale / 2)), max(2, 2 * round(h * scale / 2)))  # even: I420 halves
+            if hasattr(image, "rgb_resized"):
+                small = image.rgb_resized(box, size)
+            else:
+                small = cv2.resize(image[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA)
+        sx, sy = w / small.shape[1], h / small.shape[0]
+        return [Detection(d.x * sx + x0, d.y * sy + y0, d.w * sx, d.h * sy, d.score)
+                for d in self._model.detect(np.ascontiguousarray(small))]
+
+    def detect(self, image) -> list[Detection]:
+        """Faces in an upright RGB picture ``[h,w,3]``, or in a decoded frame (anything with
+        ``width``, ``height`` and ``rgb_resized``, like :class:`fervid.video.decode.Frame`)."""
+        w, h = (image.width, image.height) if hasattr(image, "rgb_resized") else image.shape[1::-1]
         if (w, h) not in self._grid:
             cols, rows = tile_grid(w, h, self.settings.tiles)
             self._grid[(w, h)] = tiles(w, h, cols, rows, self.settings.tile_overlap)
-        dets = self._run(rgb)
+        dets = self._run(image, (0, 0, w, h))
         refresh = max(1, self.settings.tile_refresh)
-        for i, (x0, y0, x1, y1) in enumerate(self._grid[(w, h)]):
+        for i, tile in enumerate(self._grid[(w, h)]):
             idle = self._idle.get(i)
             if idle is None or idle < refresh or (self._calls + i) % refresh == 0:
-                found = self._run(rgb[y0:y1, x0:x1], x0, y0)
+                found = self._run(image, tile)
                 self.passes += 1
                 dets += found
                 self._idle[i] = 0 if found else (idle or 0) + 1

@@ -176,7 +176,7 @@ class Analyzer:
 
     def _key(self, frame: Frame, gray: np.ndarray) -> _Key:
         with self.times.time("detect"):
-            dets = [d for d in self.detector.detect(frame.rgb()) if min(d.w, d.h) >= self.settings.min_face]
+            dets = [d for d in self.detector.detect(frame) if min(d.w, d.h) >= self.settings.min_face]
         with self.times.time("track"):
             tracked = self.tracker.update(dets, frame.time_s)
         faces = {t.face_id: (np.array(t.detection.xyxy), t.detection.score) for t in tracked}

@@ -119,7 +119,8 @@ def test_idle_tiles_are_scanned_in_turn_and_all_after_reset(monkeypatch):
     det = FaceDetector(DetectorSettings(tiles="2x2", tile_refresh=3))
     calls = []
 
-    def fake_run(rgb, dx=0, dy=0):
+    def fake_run(image, box):
+        dx, dy = box[:2]
         calls.append((dx, dy))
         return [Detection(dx + 5, dy + 5, 20, 20, 0.9)] if (dx, dy) == (0, 0) else []
 

@@ -130,3 +130,21 @@ def test_parse_report_reads_rotation_and_audio():
     info = parse_report(report, "x.mov")
     assert (info.width, info.height, info.rotation) == (720, 1280, 270)
     assert info.fps == Fraction(30000, 1001) and info.audio_codec == "aac" and info.pix_fmt == "yuv420p"
+
+
+@pytest.mark.parametrize("odd", [False, True])  # odd: the I420 planes are padded to even
+def test_rgb_resized_from_i420_matches_converting_first(tmp_path, odd):
+    """Shrinking the YUV planes before the colour conversion gives the picture that converting
+    the whole frame and then shrinking gives, up to resampling noise."""
+    import cv2
+
+    path = tmp_path / "c.mkv"
+    make_video(path, size="320x240", seconds=0.2, vf="scale=321:243" if odd else None, extra=["-pix_fmt", "yuv444p"])
+    frame = next(iter(open_video(path, pix_fmt="yuv420p")[1]))
+    w, h = frame.width, frame.height
+    for box, out in (((0, 0, w, h), (96, 72)), ((31, 17, 251, 181), (110, 82)), ((0, 0, w, h), (w - w % 2, h - h % 2))):
+        x0, y0, x1, y1 = box
+        ref = cv2.resize(frame.rgb()[y0:y1, x0:x1], out, interpolation=cv2.INTER_AREA).astype(int)
+        got = frame.rgb_resized(box, out).astype(int)
+        assert got.shape == ref.shape == (out[1], out[0], 3)
+        assert np.abs(got - ref).mean() < 6

@@ -58,6 +58,29 @@ class Frame:
             return self.image[: self.height, : self.width]
         return self.image if self.image.ndim == 2 else cv2.cvtColor(self.image, cv2.COLOR_BGR2GRAY)
 
+    def rgb_resized(self, box: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
+        """The region ``x0, y0, x1, y1`` as RGB of ``size`` (w, h). From I420 the planes are resized
+        first and converted after: a detector needs a few hundred pixels of a big frame, and
+        converting the whole frame first would cost more than the detector itself (7 ms on 1080p)."""
+        x0, y0, x1, y1 = box
+        w, h = size
+        interp = cv2.INTER_AREA if x1 - x0 > w else cv2.INTER_LINEAR
+        i420 = self.image.ndim == 2 and self.image.shape[0] != self.height
+        if not i420 or w % 2 or h % 2:
+            return cv2.resize(self.rgb()[y0:y1, x0:x1], size, interpolation=interp)
+        ph, pw = self.image.shape[0] * 2 // 3, self.image.shape[1]  # plane size (even)
+        flat = self.image.reshape(-1)
+        out = np.empty((h * 3 // 2, w), np.uint8)
+        out[:h] = cv2.resize(self.image[y0:y1, x0:x1], size, interpolation=interp)
+        dst = out.reshape(-1)
+        for k in range(2):  # U then V, each a quarter of the Y plane's bytes
+            start = ph * pw + k * (ph * pw // 4)
+            plane = flat[start:start + ph * pw // 4].reshape(ph // 2, pw // 2)
+            part = plane[y0 // 2:(y1 + 1) // 2, x0 // 2:(x1 + 1) // 2]
+            at = h * w + k * (h * w // 4)
+            dst[at:at + h * w // 4] = cv2.resize(part, (w // 2, h // 2), interpolation=interp).reshape(-1)
+        return cv2.cvtColor(out, cv2.COLOR_YUV2RGB_I420)
+
     def rgb(self) -> np.ndarray:
         if self.image.ndim == 3:
             return cv2.cvtColor(self.image, cv2.COLOR_BGR2RGB)
