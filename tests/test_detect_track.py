@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from conftest import EXAMPLE_IMAGE
@@ -139,3 +140,30 @@ def test_idle_tiles_are_scanned_in_turn_and_all_after_reset(monkeypatch):
     det.detect(frame)
     assert len(calls) == 5
     det.close()
+
+
+@pytest.mark.parametrize("moving", [False, True])
+def test_key_frames_spread_out_only_while_faces_hold_still(tmp_path, moving):
+    """A still face is detected half as often with ``steady=2``; a face that keeps moving is not."""
+    from conftest import EXAMPLE_IMAGE, ffmpeg
+    from fervid.pipeline import Analyzer, Settings
+    from fervid.video.decode import open_video
+
+    video = tmp_path / "v.mp4"
+    drift = ",scroll=h=0.01" if moving else ""  # the picture drifts sideways, wrapping around
+    ffmpeg("-loop", "1", "-framerate", "25", "-t", "2", "-i", str(EXAMPLE_IMAGE), "-vf",
+           f"scale=240:240{drift},format=yuv420p", "-c:v", "libx264", "-preset", "ultrafast", str(video))
+    passes = {}
+    for steady in (1, 2):
+        info, dec = open_video(video, pix_fmt="yuv420p")
+        analyzer = Analyzer(Settings(steady=steady))
+        try:
+            rows = sum(len(faces or ()) for _, faces in analyzer.run(dec, float(info.fps), keep_pixels=False))
+            passes[steady] = analyzer.detector.passes
+        finally:
+            analyzer.close()
+        assert rows >= 50  # every frame still gets its face (twice where the scroll wraps it)
+    if moving:
+        assert passes[2] == passes[1]
+    else:
+        assert passes[2] <= passes[1] * 0.7
