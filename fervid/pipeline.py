@@ -1,8 +1,8 @@
 """Frames in, faces with IDs and emotions out: decode -> detect -> track -> crop and classify -> smooth.
 
 Detection is the expensive step, so it runs on key frames (``detect_every`` seconds apart, twice
-that while every face holds still, and on both sides of every shot cut); the frames between are held back, their boxes interpolated
-between the two key frames around them. Emotions are read in batches across frames, about 15
+that while every face holds still, and on both sides of every shot cut); the frames between are
+held back, their boxes interpolated between the two key frames around them. Emotions are read in batches across frames, about 15
 times a second per face, and interpolated between (:mod:`fervid.read`). So every analysed frame
 gets a result while the detector runs a few times a second.
 """
