@@ -139,16 +139,18 @@ def _settings(model, every, min_face, smooth, no_smooth, detect_every, classify_
 
 def _run(jobs, settings, sample_fps, n_jobs, overwrite, quiet, verbose, print_tables=False):
     from fervid.batch import run_batch
+    from fervid.classify import Classifier
     from fervid.pipeline import Models
     from fervid.writers import format_summary_table
 
     models = None
     try:
-        # Load the networks once up front: a mis-fitting model is refused before any video is touched.
-        models = Models.load(settings)
+        # Load the model up front: a mis-fitting one is refused before any video is touched. With
+        # --jobs each worker process loads its own networks; here the check is all that is needed.
         if n_jobs > 1:
-            models.close()
-            models = None  # each worker process loads its own
+            Classifier(settings.model, settings.device, 1, settings.tta)
+        else:
+            models = Models.load(settings)
         if not jobs:
             raise click.UsageError("no video found in the given inputs")
         report = run_batch(jobs, settings, sample_fps, n_jobs, overwrite, progress=not quiet, verbose=verbose,
