@@ -167,3 +167,24 @@ def test_key_frames_spread_out_only_while_faces_hold_still(tmp_path, moving):
         assert passes[2] == passes[1]
     else:
         assert passes[2] <= passes[1] * 0.7
+
+
+def test_ssd_anchors_match_the_models_outputs():
+    from fervid.blazeface import SPECS, ssd_anchors
+
+    full, short = ssd_anchors(SPECS["full"]), ssd_anchors(SPECS["short"])
+    assert full.shape == (2304, 2) and short.shape == (896, 2)  # the models' box counts
+    assert np.allclose(full[0], [0.5 / 48, 0.5 / 48]) and np.allclose(full[1], [1.5 / 48, 0.5 / 48])  # row-major
+    assert np.allclose(short[0], short[1])  # two anchors per cell on the 16x16 grid
+    assert np.allclose(short[512], [0.5 / 8, 0.5 / 8]) and np.allclose(short[512:518], short[512])  # then six on 8x8
+
+
+def test_weighted_nms_averages_each_group_by_score():
+    from fervid.blazeface import weighted_nms
+
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60]], np.float32)
+    scores = np.array([0.6, 0.9, 0.7], np.float32)
+    kept, kept_scores = weighted_nms(boxes, scores, 0.3)
+    assert np.allclose(kept_scores, [0.9, 0.7])
+    assert np.allclose(kept[0], [0.6 * 0 + 0.9 * 1, 0, 0.6 * 10 + 0.9 * 11, 10] / np.array([1.5, 1, 1.5, 1]))
+    assert np.allclose(kept[1], boxes[2])
