@@ -93,7 +93,9 @@ class OnnxBlazeFace:
         self.input_side = self.spec.input_side
         self.anchors = ssd_anchors(self.spec)
         self.min_score, self.nms_iou = min_score, nms_iou
-        self._logit = math.log(min_score / (1 - min_score)) if 0 < min_score < 1 else -math.inf
+        # The score threshold as a logit: scores are a sigmoid, so only the hits need one.
+        self._logit = (math.log(min_score / (1 - min_score)) if 0 < min_score < 1
+                       else -math.inf if min_score <= 0 else math.inf)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads  # detection runs beside the classifier: one core each
         opts.inter_op_num_threads = 1
