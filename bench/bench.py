@@ -108,11 +108,11 @@ def bench_clip(path: Path, runs: int, tmp: Path, fer_python: str | None) -> dict
 
 
 def classifier_speed() -> list[tuple[str, dict[int, float]]]:
-    from fervid.classify import Classifier
+    from fervid.classify import Classifier, shipped_models
     from fervid.evaluate import crops_per_second
 
     out = []
-    for model in sorted((ROOT / "models").glob("*.onnx")):
+    for model in shipped_models():
         clf = Classifier(str(model))
         out.append((model.stem, {b: crops_per_second(clf, b, 2.0) for b in (1, 16, 64)}))
     return out

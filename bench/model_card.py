@@ -13,7 +13,7 @@ import platform
 import sys
 from pathlib import Path
 
-from fervid.classify import Classifier
+from fervid.classify import Classifier, shipped_models
 from fervid.evaluate import crops_per_second
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +27,7 @@ def pct(value: str | None) -> str:
 
 
 def main() -> None:
-    paths = [Path(p) for p in sys.argv[1:]] or sorted((ROOT / "models").glob("*.onnx"))
+    paths = [Path(p) for p in sys.argv[1:]] or shipped_models()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores\n")
     print("| model | parameters | ONNX size | PublicTest | PrivateTest | crops/s batch 1 | crops/s batch 64 "
           "| training | epochs |")

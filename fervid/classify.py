@@ -26,6 +26,11 @@ CROP_SCALE = 1.15
 CROP_SHIFT_Y = -0.03
 
 
+def shipped_models() -> list[Path]:
+    """The emotion models in models/ (the face detectors there are ONNX files too)."""
+    return sorted(p for p in MODELS_DIR.glob("*.onnx") if not p.name.startswith("blaze_face"))
+
+
 def resolve_model(name: str | None) -> Path:
     """A model name in models/ (``mini_xception``) or a path to an .onnx file."""
     name = name or DEFAULT_MODEL
@@ -33,7 +38,7 @@ def resolve_model(name: str | None) -> Path:
     if path.suffix != ".onnx":
         path = MODELS_DIR / f"{name}.onnx"
     if not path.is_file():
-        shipped = sorted(p.stem for p in MODELS_DIR.glob("*.onnx"))
+        shipped = [p.stem for p in shipped_models()]
         raise ModelError(f"{name}: model not found (shipped models: {', '.join(shipped) or 'none'}; or give a path to an .onnx file)")
     return path
 
