@@ -57,8 +57,9 @@ def expand_inputs(paths: Sequence[str | Path], recursive: bool, exclude: Path | 
 
 
 def plan(inputs: list[tuple[Path, Path]], out: Path, single: bool, *, video: bool = False,
-         timeline: bool = False, plot: bool = False) -> list[Job]:
-    """Output names: ``out`` itself names them for a single input; otherwise they mirror the inputs under ``out``."""
+         timeline: bool = False, plot: bool = False, plot_out: Path | None = None) -> list[Job]:
+    """Output names: ``out`` itself names them for a single input; otherwise they mirror the inputs under ``out``.
+    ``plot_out`` puts the plots elsewhere (a .png file for a single input, else a folder)."""
     jobs = []
     for src, rel in inputs:
         base = out.parent / out.stem if single else out / rel.parent / rel.stem
@@ -66,11 +67,18 @@ def plan(inputs: list[tuple[Path, Path]], out: Path, single: bool, *, video: boo
         def named(ext: str) -> Path:
             return base.with_name(base.name + ext)
 
+        def plot_named() -> Path:
+            if plot_out is None:
+                return named(".png")
+            if single and plot_out.suffix.lower() == ".png":
+                return plot_out
+            return plot_out / (rel.parent if not single else Path()) / (rel.stem + ".png")
+
         jobs.append(Job(src, Outputs(
             video=(out if single else named(".mp4")) if video else None,
             timeline=named(".csv") if timeline else None,
             summary=named(".summary.csv") if timeline else None,
-            plot=named(".png") if plot else None,
+            plot=plot_named() if plot else None,
             sidecar=named(".json"),
         )))
     seen: dict[Path, Path] = {}

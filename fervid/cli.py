@@ -265,7 +265,10 @@ def timeline(inputs, csv_path, plot_path, model, every, sample_fps, min_face, sm
             import matplotlib  # noqa: F401
         except ImportError:
             raise click.UsageError("--plot needs matplotlib: pip install 'fervid[plot]'") from None
-    job_list = _plan(found, out, single, timeline=csv_path is not None, plot=plot_path is not None)
+    # --plot PATH beside --csv: the plots go to PATH (bare --plot: beside the CSV).
+    plot_out = Path(plot_path) if csv_path is not None and plot_path not in (None, ".") else None
+    job_list = _plan(found, out, single, timeline=csv_path is not None, plot=plot_path is not None,
+                     plot_out=plot_out)
     _run(job_list, settings, sample_fps, jobs, overwrite, quiet, verbose)
 
 

@@ -39,3 +39,17 @@ def test_confusion_png(tmp_path):
     out = tmp_path / "c.png"
     confusion_png(out, np.eye(7), "test")
     assert out.stat().st_size > 1000
+
+
+def test_plot_path_beside_csv_is_honoured(tmp_path, face_video):
+    """--plot PATH with --csv puts the plot at PATH, not beside the CSV (bare --plot does that)."""
+    from click.testing import CliRunner
+
+    from fervid.cli import main
+
+    csv, png = tmp_path / "a" / "t.csv", tmp_path / "b" / "p.png"
+    res = CliRunner().invoke(main, ["timeline", str(face_video), "--csv", str(csv), "--plot", str(png), "-q"])
+    assert res.exit_code == 0, res.output
+    assert csv.is_file() and png.is_file() and not csv.with_suffix(".png").exists()
+    res = CliRunner().invoke(main, ["timeline", str(face_video), "--csv", str(csv), "--plot", "-q", "--overwrite"])
+    assert res.exit_code == 0 and csv.with_suffix(".png").is_file()
