@@ -111,7 +111,8 @@ def _common(f):
         click.option("--min-face", default=20, show_default=True, help="Ignore faces smaller than this many pixels."),
         click.option("--smooth", default=0.3, show_default=True, help="Smoothing time constant in seconds."),
         click.option("--no-smooth", is_flag=True, help="No smoothing (with --classify-every 0: raw per-frame probabilities)."),
-        click.option("--detect-every", default=0.2, show_default=True, help="Seconds between face detections (boxes are interpolated between)."),
+        click.option("--detect-every", default=0.2, show_default=True, help="Seconds between face detections, twice that while every face holds still "
+                     "(boxes are interpolated between)."),
         click.option("--classify-every", default=round(1 / 15, 4), show_default=True,
                      help="Seconds between emotion readings of a face (probabilities are interpolated between); 0: every frame."),
         click.option("--tiles", default="auto", show_default=True, callback=_check_tiles,
