@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Callable, Sequence
 
 from tqdm import tqdm
 
+from fervid import forkserver
 from fervid.errors import FervidError
 from fervid.outputs import Outputs
 from fervid.pipeline import Models, Settings
@@ -161,11 +161,7 @@ def run_batch(jobs: list[Job], settings: Settings, sample_fps: float | None = No
     else:
         # One thread per worker: the workers already fill the cores between them.
         worker_settings = Settings(**{**settings.__dict__, "threads": settings.threads or 1})
-        # Workers come from a forkserver, never forked from this process: its other threads (the
-        # progress bar's monitor, ONNX Runtime's and MediaPipe's pools) may hold locks at the moment
-        # of a fork, and a worker would inherit them locked and hang.
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["fervid.runner"])
+        ctx = forkserver.context()  # see fervid/forkserver.py for why not fork
         stop = ctx.Event()
         pool = ProcessPoolExecutor(max_workers=n_jobs, initializer=_init_worker, initargs=(stop, worker_settings),
                                    mp_context=ctx)

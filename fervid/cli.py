@@ -139,6 +139,10 @@ def _settings(model, every, min_face, smooth, no_smooth, detect_every, classify_
 
 
 def _run(jobs, settings, sample_fps, n_jobs, overwrite, quiet, verbose, print_tables=False):
+    if n_jobs > 1 and len(jobs) > 1:
+        from fervid import forkserver
+
+        forkserver.start()  # it imports fervid while this process does
     from fervid.batch import run_batch
     from fervid.classify import Classifier
     from fervid.pipeline import Models
