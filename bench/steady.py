@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fervid.detect import iou_matrix
+from fervid.boxes import iou_matrix
 from fervid.pipeline import Analyzer, Settings
 from fervid.video.decode import Decoder
 from fervid.video.probe import probe

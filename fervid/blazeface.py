@@ -1,14 +1,11 @@
 """MediaPipe's BlazeFace face detector, run by ONNX Runtime (the default) or by MediaPipe itself.
 
-ONNX Runtime: letterbox, one model call, SSD anchors, weighted NMS.
-
-The same network as MediaPipe's face detector (converted once from the vendored ``.tflite``
-files by scripts/convert_blazeface.py), with MediaPipe's pre- and post-processing rewritten in
-numpy: the image fitted into the square input on black, values scaled to -1..1, boxes
-decoded against the SSD anchors, overlapping boxes merged by score-weighted averaging. Running it
-here costs a third less than MediaPipe's graph on this machine and lets fervid control the
-threads. Boxes are also finer: MediaPipe truncates them to whole pixels of the model's input
-(10-pixel steps on 1080p); tests/test_detect_track.py checks that both agree up to that rounding.
+With ONNX Runtime it is the same network (converted once from the vendored ``.tflite`` files by
+scripts/convert_blazeface.py), with MediaPipe's pre- and post-processing rewritten in numpy: the
+image fitted into the square input on black, values scaled to -1..1, boxes decoded against the
+SSD anchors, overlapping boxes merged by score-weighted averaging. Running it here costs a third
+less than MediaPipe's graph on this machine and lets fervid control the threads. Boxes are also finer: MediaPipe truncates them to whole pixels of the model's input
+(10-pixel steps on 1080p); tests/test_shared_videos.py checks that both agree up to that rounding.
 """
 
 from __future__ import annotations
@@ -24,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fervid.boxes import iou_matrix
 from fervid.errors import ModelError
 from fervid.records import Detection
 
@@ -64,16 +62,10 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> tuple[np.
     boxes, scores = boxes[order], scores[order]
     kept_boxes, kept_scores = [], []
     alive = np.ones(len(boxes), bool)
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     for i in range(len(boxes)):
         if not alive[i]:
             continue
-        x0 = np.maximum(boxes[i, 0], boxes[:, 0])
-        y0 = np.maximum(boxes[i, 1], boxes[:, 1])
-        x1 = np.minimum(boxes[i, 2], boxes[:, 2])
-        y1 = np.minimum(boxes[i, 3], boxes[:, 3])
-        inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-        group = alive & (inter / np.maximum(area[i] + area - inter, 1e-12) > iou)
+        group = alive & (iou_matrix(boxes[i:i + 1], boxes)[0] > iou)
         group[i] = True
         w = scores[group]
         kept_boxes.append((boxes[group] * w[:, None]).sum(0) / w.sum())

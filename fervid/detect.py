@@ -15,6 +15,7 @@ import numpy as np
 
 from fervid.assets import models_dir
 from fervid.blazeface import MediaPipeBlazeFace, OnnxBlazeFace
+from fervid.boxes import iou_matrix
 from fervid.errors import ModelError
 from fervid.records import Detection  # noqa: F401 - part of this module's API
 
@@ -78,20 +79,6 @@ def tiles(width: int, height: int, cols: int, rows: int, overlap: float) -> list
             y0 = int(round(r * th * (1 - overlap)))
             out.append((x0, y0, min(width, int(round(x0 + tw))), min(height, int(round(y0 + th)))))
     return out
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU between every box of ``a`` [N,4] and ``b`` [M,4], boxes as x0, y0, x1, y1."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 def nms(dets: list[Detection], iou: float) -> list[Detection]:

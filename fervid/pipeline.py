@@ -17,7 +17,8 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from fervid.classify import Classifier
-from fervid.detect import DetectorSettings, FaceDetector, iou_matrix
+from fervid.boxes import iou_matrix
+from fervid.detect import DetectorSettings, FaceDetector
 from fervid.handoff import put_unless_stopped
 from fervid.read import FaceReader, Stretch
 from fervid.records import FaceResult

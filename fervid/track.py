@@ -14,7 +14,8 @@ from typing import Callable, Sequence
 import numpy as np
 import lap
 
-from fervid.detect import Detection, iou_matrix
+from fervid.boxes import iou_matrix
+from fervid.detect import Detection
 
 CostFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
