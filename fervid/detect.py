@@ -129,14 +129,14 @@ class FaceDetector:
         x0, y0, x1, y1 = box
         w, h = x1 - x0, y1 - y0
         scale = self.input_side / max(w, h)
-        if scale >= 1:
-            small = image.rgb_resized(box, (w, h)) if hasattr(image, "rgb_resized") else image[y0:y1, x0:x1]
+        # Shrunk to fit, to even sides (I420 halves them); a smaller region is passed as it is.
+        size = (w, h) if scale >= 1 else (max(2, 2 * round(w * scale / 2)), max(2, 2 * round(h * scale / 2)))
+        if hasattr(image, "rgb_resized"):
+            small = image.rgb_resized(box, size)
+        elif size == (w, h):
+            small = image[y0:y1, x0:x1]
         else:
-            size = (max(2, 2 * round(w * scale / 2)), max(2, 2 * round(h * scale / 2)))  # even: I420 halves
-            if hasattr(image, "rgb_resized"):
-                small = image.rgb_resized(box, size)
-            else:
-                small = cv2.resize(image[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA)
+            small = cv2.resize(image[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA)
         sx, sy = w / small.shape[1], h / small.shape[0]
         return [Detection(d.x * sx + x0, d.y * sy + y0, d.w * sx, d.h * sy, d.score)
                 for d in self._model.detect(np.ascontiguousarray(small))]
