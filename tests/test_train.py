@@ -174,3 +174,26 @@ def test_evaluate_records_private_test_once(tmp_path):
     assert Classifier(str(path)).info.metadata["private_test_accuracy"] != "not measured"
     second = CliRunner().invoke(main, args)
     assert second.exit_code == 2 and "measured once" in second.output
+
+
+def test_mirrored_copy_equals_flip_averaging_and_is_scored_afresh(tmp_path):
+    from fervid.errors import ModelError
+    from fervid.train.mirror import mirror
+
+    data = fer_csv(tmp_path / "fer.csv", {"PublicTest": 21, "PrivateTest": 21})
+    net = nets.build("mini_xception").eval()
+    src = export_onnx(net, tmp_path / "m.onnx", {"architecture": "mini_xception", "public_test_accuracy": "0.5"})
+    meta = mirror(src, str(data), tmp_path / "m_mirror.onnx", command="pytest")
+    clf, ref = Classifier(str(tmp_path / "m_mirror.onnx"), tta=True), Classifier(str(src), tta=True)
+    x = np.random.default_rng(1).integers(0, 256, (5, 48, 48)).astype(np.uint8)
+    assert not clf.tta  # the graph already averages; the flag must not double the work
+    assert np.abs(clf.predict(x) - ref.predict(x)).max() < 1e-5
+    x_sym = np.concatenate([x[..., :24], x[..., :24][..., ::-1]], axis=2)  # symmetric faces: mirror changes nothing
+    assert np.abs(clf.predict(x_sym) - Classifier(str(src)).predict(x_sym)).max() < 1e-5
+    assert meta["source_public_test_accuracy"] == "0.5" and meta["private_test_accuracy"] == "not measured"
+    assert clf.info.metadata["public_test_accuracy"] == meta["public_test_accuracy"] != "not measured"
+    assert clf.info.metadata["command"] == "pytest" and clf.info.metadata["test_time_augmentation"] == "mirror"
+    final = mirror(src, str(data), tmp_path / "m_final.onnx", final=True)
+    assert final["private_test_accuracy"] != "not measured"
+    with pytest.raises(ModelError, match="already averages"):
+        mirror(tmp_path / "m_mirror.onnx", str(data), tmp_path / "twice.onnx")

@@ -63,14 +63,17 @@ def probabilities(net: nn.Module, crops: np.ndarray) -> np.ndarray:
 
 def load_weights(onnx_path: str | Path) -> nn.Module:
     """The torch network saved beside an ONNX model as NAME.pt by ``fervid train``."""
-    pt = Path(onnx_path).with_suffix(".pt")
-    if not pt.is_file():  # an 8-bit copy: the gradients of the network it was quantised from
+    path = Path(onnx_path)
+    pt = path.with_suffix(".pt")
+    while not pt.is_file() and path.is_file():  # a derived copy (8-bit, mirror-averaged): the network it was made from
         import onnxruntime as ort
 
-        meta = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).get_modelmeta()
-        source = dict(meta.custom_metadata_map).get("quantized_from")
-        if source:
-            pt = Path(onnx_path).with_name(source).with_suffix(".pt")
+        meta = dict(ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map)
+        source = meta.get("mirrored_from") or meta.get("quantized_from")
+        if not source or path.with_name(source) == path:
+            break  # no source named, or a file naming itself
+        path = path.with_name(source)
+        pt = path.with_suffix(".pt")
     if not pt.is_file():
         raise ModelError(f"{pt}: no torch weights beside {Path(onnx_path).name}; guided back-propagation needs "
                          "them (fervid train writes NAME.pt next to NAME.onnx)")

@@ -4,10 +4,8 @@ Static quantisation (weights per channel, activations calibrated on FER-2013 *Tr
 on a test split), in ONNX Runtime's operator format (QLinearConv), the first and the last
 convolutions kept in float. On fcn these choices were made on PublicTest (bench numbers in
 models/README.md): QDQ 65.17% at 1,942 crops/s, the first convolution in float 65.28% at 2,162,
-operator format with it 65.31% at 2,201. The copy is a new model, so it is scored afresh:
-PublicTest to decide whether it may replace its source, PrivateTest once, both written into its
-metadata with the command. PublicTest is scored on every call; PrivateTest only with ``final``
-(once, for the copy that will ship). Needs the train extra (onnx).
+operator format with it 65.31% at 2,201. The copy is a new model, scored afresh
+(``fervid.train.derive``). Needs the train extra (onnx).
 """
 
 from __future__ import annotations
@@ -21,8 +19,8 @@ import onnx
 
 from fervid import datasets
 from fervid.classify import Classifier
-from fervid.evaluate import predict_all
 from fervid.modelfile import save_with_metadata
+from fervid.train.derive import score_splits
 
 
 def float_nodes(proto: onnx.ModelProto) -> list[str]:
@@ -64,18 +62,13 @@ def quantize(model: str | os.PathLike, data: str, out: str | os.PathLike, calibr
         quantize_static(str(pre), str(q), Faces(), quant_format=QuantFormat.QOperator, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         nodes_to_exclude=float_nodes(onnx.load(str(pre))))
-        quantized = Classifier(str(q))
-        accuracy = {split: float((predict_all(quantized, fer.split(split).images).argmax(1)
-                                  == fer.split(split).labels).mean())
-                    for split in ("PublicTest", "PrivateTest") if split in fer.usage and (final or split != "PrivateTest")}
         meta = {**source.info.metadata,
                 "quantized_from": Path(model).name,
                 "quantization": f"static int8 (QLinearConv, per-channel weights; first and last convolutions in "
                                 f"float), activations calibrated on "
                                 f"{len(faces)} {Path(data).name} Training faces",
                 "source_public_test_accuracy": source.info.metadata.get("public_test_accuracy", "unknown"),
-                "public_test_accuracy": f"{accuracy['PublicTest']:.4f}" if "PublicTest" in accuracy else "not measured",
-                "private_test_accuracy": f"{accuracy['PrivateTest']:.4f}" if "PrivateTest" in accuracy else "not measured",
+                **score_splits(str(q), fer, final),
                 "command": command}
         save_with_metadata(onnx.load(str(q)), out, meta)
     return meta

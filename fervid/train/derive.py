@@ -1,0 +1,25 @@
+"""Models made from a shipped model without training (8-bit copies, mirror-averaged copies).
+
+Each is a new model, so it is scored afresh: PublicTest on every call (to decide whether it may
+replace its source), PrivateTest only with ``final`` (once, for the copy that will ship); both go
+into the copy's metadata with the command that made it.
+"""
+
+from __future__ import annotations
+
+from fervid import datasets
+from fervid.classify import Classifier
+from fervid.evaluate import predict_all
+
+
+def score_splits(model: str, fer: datasets.FerData, final: bool) -> dict[str, str]:
+    """Metadata entries with the model's PublicTest (and with ``final`` PrivateTest) accuracy."""
+    clf = Classifier(model)
+    scores = {}
+    for split, key in (("PublicTest", "public_test_accuracy"), ("PrivateTest", "private_test_accuracy")):
+        if split in fer.usage and (final or split == "PublicTest"):
+            part = fer.split(split)
+            scores[key] = f"{(predict_all(clf, part.images).argmax(1) == part.labels).mean():.4f}"
+        else:
+            scores[key] = "not measured"
+    return scores
