@@ -140,7 +140,8 @@ def _common(f):
         click.option("--tiles", default="auto", show_default=True, callback=_check_tiles,
                      help="Detector tiling for small faces: auto, off, or COLSxROWS."),
         click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True),
-        click.option("--tta", is_flag=True, help="Average each face with its mirror image (twice the classifier work)."),
+        click.option("--tta", is_flag=True, help="Average each face with its mirror image (twice the classifier work; "
+                     "the default model already does it in its graph)."),
         click.option("-r", "--recursive", is_flag=True, help="Look for videos in sub-directories too."),
         click.option("-j", "--jobs", default=1, show_default=True, help="Videos processed in parallel."),
         click.option("--overwrite", is_flag=True, help="Redo videos whose outputs already exist."),
