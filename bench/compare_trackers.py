@@ -8,7 +8,8 @@ Two steps, because the libraries cannot share fervid's environment (see the READ
 
 There is no ground truth: on the single-person clips every ID beyond the first is a switch or a
 fragment; on the two-person GIF, every ID beyond two; on the crowd clip it prints the number of IDs
-and of short tracks (under 1 s), where fewer is better only as long as faces are not merged.
+and of short tracks (under 1 s), where fewer is better only as long as faces are not merged. "rows"
+counts the key-frame detections a tracker gives an ID (the rest it drops).
 """
 
 from __future__ import annotations
@@ -107,9 +108,9 @@ def run_norfair(keys, rate):
 
 def compare(path: str) -> None:
     data = json.loads(Path(path).read_text())
-    trackers = {"fervid (IoU+centre, LAPJV)": run_fervid,
+    trackers = {"fervid (IoU+centre+size, LAPJV)": run_fervid,
                 "fervid, tracks start at 0.7": lambda k, r: run_fervid(k, r, 0.7), "ByteTrack": run_library("ByteTrackTracker"),
-                "OC-SORT": run_library("OCSORTTracker"), "SORT": run_library("SORTTracker"),
+                "SORT": run_library("SORTTracker"),
                 "norfair (IoU)": run_norfair}
     print("| clip | people | " + " | ".join(trackers) + " |")
     print("|---|---|" + "---|" * len(trackers))
@@ -119,11 +120,13 @@ def compare(path: str) -> None:
         for run in trackers.values():
             try:
                 lengths: dict[int, int] = {}
+                rows = 0
                 for ids in run(keys, rate):
+                    rows += len(ids)
                     for i in ids:
                         lengths[i] = lengths.get(i, 0) + 1
                 short = sum(1 for n in lengths.values() if n < rate)  # seen on key frames for under 1 s
-                cells.append(f"{len(lengths)} IDs, {short} short")
+                cells.append(f"{len(lengths)} IDs, {short} short, {rows} rows")
             except Exception as err:  # noqa: BLE001 - a library's failure is a result too
                 cells.append(f"failed: {type(err).__name__}")
         print(f"| {clip} | {people or 'crowd'} | " + " | ".join(cells) + " |")

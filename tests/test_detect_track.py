@@ -62,6 +62,18 @@ def test_tracker_keeps_ids_through_motion_and_dropouts():
     assert len(second) == 1 and second != set(first)
 
 
+def test_a_face_crossing_fast_keeps_its_id_and_a_smaller_face_does_not_take_it():
+    # 1.5 face sizes between key frames: too far to match without a velocity, which a track seen
+    # once does not have yet; from the second hit on, the velocity carries the prediction.
+    tr = Tracker()
+    fast = [tr.update([Detection(100 + 160 * i, 500, 110, 110, 0.6)], i * 0.2)[0].face_id for i in range(7)]
+    assert len(set(fast)) == 1
+    tr = Tracker()
+    big = tr.update([Detection(100, 100, 120, 120, 0.9)], 0.0)[0].face_id
+    small = tr.update([Detection(130, 130, 50, 50, 0.9)], 0.2)[0].face_id  # inside the big one's box
+    assert small != big
+
+
 def test_tracker_reset_gives_new_ids():
     tr = Tracker()
     a = tr.update([Detection(10, 10, 40, 40, 0.9)], 0.0)[0].face_id
