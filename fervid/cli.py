@@ -54,6 +54,7 @@ def main() -> None:
 @click.option("--teacher", type=click.Path(exists=True), default=None,
               help="Distil from this trained network (NAME.pt or a checkpoint).")
 @click.option("--distill", default=0.5, show_default=True, help="Weight of the teacher's soft targets in the loss.")
+@click.option("--teacher-mirror", is_flag=True, help="The teacher's soft targets averaged over each face and its mirror image.")
 @click.option("--temperature", default=4.0, show_default=True, help="Distillation temperature.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")

@@ -154,9 +154,10 @@ def test_distillation_with_mixup_and_erasing_trains_and_says_so(tmp_path):
                           batch_size=32, quiet=True)
     train(teacher)
     student = TrainConfig(arch="resnet_s", data=str(data), out=str(tmp_path / "s" / "s.onnx"), epochs=1,
-                          batch_size=32, quiet=True, teacher=str(tmp_path / "t" / "fcn.pt"), mixup=0.2, erase=0.5)
+                          batch_size=32, quiet=True, teacher=str(tmp_path / "t" / "fcn.pt"), mixup=0.2, erase=0.5,
+                          teacher_mirror=True)
     meta = train(student)
-    assert "distilled from fcn.pt" in meta["recipe"] and "mixup 0.2" in meta["recipe"]
+    assert "distilled from fcn.pt mirror-averaged" in meta["recipe"] and "mixup 0.2" in meta["recipe"]
     assert Classifier(str(tmp_path / "s" / "s.onnx")).info.metadata["architecture"] == "resnet_s"
 
 

@@ -46,6 +46,7 @@ class TrainConfig:
     teacher: str | None = None  # NAME.pt or a checkpoint of a trained network to distil from
     distill: float = 0.5  # weight of the teacher's soft targets in the loss
     temperature: float = 4.0
+    teacher_mirror: bool = False  # the teacher reads each face and its mirror image (as the shipped default does)
     quiet: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -184,8 +185,11 @@ def train_epoch(cfg: TrainConfig, net, opt, images, soft_targets, labels, epoch:
         loss = torch.sum(-y * F.log_softmax(logits, 1), 1).mean()
         if teacher is not None:
             with torch.no_grad(), autocast:
-                t = teacher(nets.normalise(x)).float() / cfg.temperature
-            soft = F.kl_div(F.log_softmax(logits / cfg.temperature, 1), F.log_softmax(t, 1), log_target=True,
+                t = F.log_softmax(teacher(nets.normalise(x)).float() / cfg.temperature, 1)
+                if cfg.teacher_mirror:  # log of the mean of the two probability vectors
+                    m = F.log_softmax(teacher(nets.normalise(x.flip(-1))).float() / cfg.temperature, 1)
+                    t = torch.logaddexp(t, m) - math.log(2)
+            soft = F.kl_div(F.log_softmax(logits / cfg.temperature, 1), t, log_target=True,
                             reduction="batchmean") * cfg.temperature ** 2
             loss = (1 - cfg.distill) * loss + cfg.distill * soft
         opt.zero_grad(set_to_none=True)
@@ -272,7 +276,8 @@ def finalise(cfg: TrainConfig, data: datasets.FerData) -> dict:
                    + (f", weight EMA {cfg.ema:g}" if cfg.ema else "")
                    + (f", random erasing {cfg.erase:g}" if cfg.erase else "")
                    + (f", mixup {cfg.mixup:g}" if cfg.mixup else "")
-                   + (f", distilled from {Path(cfg.teacher).name} (weight {cfg.distill:g}, T {cfg.temperature:g})"
+                   + (f", distilled from {Path(cfg.teacher).name}{' mirror-averaged' if cfg.teacher_mirror else ''} "
+                         f"(weight {cfg.distill:g}, T {cfg.temperature:g})"
                       if cfg.teacher else "")
                    + (f", warm start from {cfg.init}" if cfg.init else "")),
         "selected_on": "PublicTest" if has_private else "Test (PublicTest+PrivateTest mixed)",
