@@ -93,7 +93,7 @@ def quantize(model, data, out, calibration, final, verbose):
         sys.exit(EXIT_USAGE)
 
 
-@main.command(short_help="Make a copy of an emotion model that averages each face with its mirror image (needs fervid[train]).")
+@main.command(short_help="Make a copy of an emotion model that also reads mirror images (needs fervid[train]).")
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
 @click.option("--data", required=True, type=click.Path(), help="fer2013.csv(.gz): the test splits score the copy.")
 @click.option("--out", required=True, type=click.Path(), help="ONNX file to write.")
