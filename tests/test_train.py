@@ -198,3 +198,12 @@ def test_mirrored_copy_equals_flip_averaging_and_is_scored_afresh(tmp_path):
     assert final["private_test_accuracy"] != "not measured"
     with pytest.raises(ModelError, match="already averages"):
         mirror(tmp_path / "m_mirror.onnx", str(data), tmp_path / "twice.onnx")
+    from click.testing import CliRunner
+
+    from fervid.cli import main
+
+    ok = CliRunner().invoke(main, ["mirror", str(src), "--data", str(data), "--out", str(tmp_path / "cli.onnx")])
+    assert ok.exit_code == 0 and "PrivateTest not measured" in ok.output
+    again = CliRunner().invoke(main, ["mirror", str(tmp_path / "cli.onnx"), "--data", str(data), "--out",
+                                      str(tmp_path / "cli2.onnx")])
+    assert again.exit_code == 2 and "already averages" in again.output
