@@ -115,6 +115,27 @@ def mirror(model, data, out, final, verbose):
         sys.exit(EXIT_USAGE)
 
 
+@main.command(short_help="Make one model that averages several emotion models (needs fervid[train]).")
+@click.argument("models", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--data", required=True, type=click.Path(), help="fer2013.csv(.gz): the test splits score the ensemble.")
+@click.option("--out", required=True, type=click.Path(), help="ONNX file to write.")
+@click.option("--final", is_flag=True, help="Also measure PrivateTest (do it once, for the ensemble you ship).")
+@click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
+def ensemble(models, data, out, final, verbose):
+    """One ONNX file in which MODELS all read each face and their probabilities are averaged; its
+    PublicTest (and with --final PrivateTest) accuracy is measured and written into its metadata.
+    """
+    try:
+        from fervid.train.ensemble import ensemble as run
+
+        meta = run(list(models), data, out, final=final, command="fervid " + shlex.join(sys.argv[1:]))
+        click.echo(f"wrote {out}: PublicTest {meta['public_test_accuracy']} "
+                   f"(members {meta['member_public_test_accuracy']}), PrivateTest {meta['private_test_accuracy']}")
+    except FervidError as err:
+        _fail(err, verbose)
+        sys.exit(EXIT_USAGE)
+
+
 def _check_tiles(ctx, param, value: str) -> str:
     import re
 

@@ -207,3 +207,28 @@ def test_mirrored_copy_equals_flip_averaging_and_is_scored_afresh(tmp_path):
     again = CliRunner().invoke(main, ["mirror", str(tmp_path / "cli.onnx"), "--data", str(data), "--out",
                                       str(tmp_path / "cli2.onnx")])
     assert again.exit_code == 2 and "already averages" in again.output
+
+
+def test_ensemble_averages_its_members_in_one_graph(tmp_path):
+    from click.testing import CliRunner
+
+    from fervid.cli import main
+    from fervid.train.ensemble import ensemble
+    from fervid.train.mirror import mirror
+
+    data = fer_csv(tmp_path / "fer.csv", {"PublicTest": 21, "PrivateTest": 21})
+    torch.manual_seed(0)
+    a = export_onnx(nets.build("mini_xception").eval(), tmp_path / "a.onnx",
+                    {"architecture": "mini_xception", "parameters": "10", "public_test_accuracy": "0.5"})
+    b = export_onnx(nets.build("fcn").eval(), tmp_path / "b.onnx", {"architecture": "fcn", "parameters": "20"})
+    c = tmp_path / "c_mirror.onnx"
+    mirror(b, str(data), c)
+    meta = ensemble([a, b, c], str(data), tmp_path / "e.onnx", command="pytest")
+    x = np.random.default_rng(2).integers(0, 256, (6, 48, 48)).astype(np.uint8)
+    members = np.mean([Classifier(str(m)).predict(x) for m in (a, b, c)], 0)
+    clf = Classifier(str(tmp_path / "e.onnx"))
+    assert np.abs(clf.predict(x) - members).max() < 1e-5
+    assert clf.info.metadata["parameters"] == "50" and "mini_xception, fcn, fcn" in clf.info.metadata["architecture"]
+    assert meta["private_test_accuracy"] == "not measured" and meta["public_test_accuracy"] != "not measured"
+    result = CliRunner().invoke(main, ["ensemble", str(a), "--data", str(data), "--out", str(tmp_path / "x.onnx")])
+    assert result.exit_code == 2 and "at least two" in result.output

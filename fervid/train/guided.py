@@ -65,11 +65,12 @@ def load_weights(onnx_path: str | Path) -> nn.Module:
     """The torch network saved beside an ONNX model as NAME.pt by ``fervid train``."""
     path = Path(onnx_path)
     pt = path.with_suffix(".pt")
-    while not pt.is_file() and path.is_file():  # a derived copy (8-bit, mirror-averaged): the network it was made from
+    while not pt.is_file() and path.is_file():  # a derived model (8-bit, mirrored, ensemble): the network it came from
         import onnxruntime as ort
 
         meta = dict(ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map)
-        source = meta.get("mirrored_from") or meta.get("quantized_from")
+        # An ensemble is explained through its first member.
+        source = meta.get("mirrored_from") or meta.get("quantized_from") or meta.get("members", "").split(", ")[0]
         if not source or path.with_name(source) == path:
             break  # no source named, or a file naming itself
         path = path.with_name(source)
