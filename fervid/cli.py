@@ -69,71 +69,77 @@ def train(verbose: bool, **kwargs) -> None:
         sys.exit(EXIT_USAGE)
 
 
+def _derived_model(what: str):
+    """Options shared by the commands that make a model from models (quantize, mirror, ensemble)."""
+    opts = [
+        click.option("--data", required=True, type=click.Path(),
+                     help=f"fer2013.csv(.gz): its test splits score the {what}."),
+        click.option("--out", required=True, type=click.Path(), help="ONNX file to write."),
+        click.option("--final", is_flag=True, help=f"Also measure PrivateTest (do it once, for the {what} you ship)."),
+        click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors."),
+    ]
+
+    def wrap(f):
+        for opt in reversed(opts):
+            f = opt(f)
+        return f
+
+    return wrap
+
+
+def _make_model(make, out: str, source: str, verbose: bool) -> None:
+    """Run ``make(command)`` and report the scores it wrote into ``out``; ``source`` names the
+    metadata entry with the accuracy of what it was made from."""
+    try:
+        meta = make("fervid " + shlex.join(sys.argv[1:]))
+    except FervidError as err:
+        _fail(err, verbose)
+        sys.exit(EXIT_USAGE)
+    click.echo(f"wrote {out}: PublicTest {meta['public_test_accuracy']} "
+               f"({source.split('_')[0]} {meta[source]}), PrivateTest {meta['private_test_accuracy']}")
+
+
 @main.command(short_help="Make an 8-bit copy of an emotion model (needs fervid[train]).")
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
-@click.option("--data", required=True, type=click.Path(), help="fer2013.csv(.gz): Training faces calibrate, test splits score.")
-@click.option("--out", required=True, type=click.Path(), help="ONNX file to write.")
 @click.option("--calibration", default=1024, show_default=True, help="Training faces used to calibrate activations.")
-@click.option("--final", is_flag=True, help="Also measure PrivateTest (do it once, for the copy you ship).")
-@click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
+@_derived_model("copy")
 def quantize(model, data, out, calibration, final, verbose):
     """Static 8-bit quantisation of MODEL: about twice the crops per second on a CPU.
 
     Activations are calibrated on Training faces; the copy's PublicTest accuracy (and with --final
     its PrivateTest accuracy) is measured and written into its metadata.
     """
-    try:
-        from fervid.train.quantize import quantize as run
+    from fervid.train.quantize import quantize as run
 
-        meta = run(model, data, out, calibration, final=final, command="fervid " + shlex.join(sys.argv[1:]))
-        click.echo(f"wrote {out}: PublicTest {meta['public_test_accuracy']} "
-                   f"(source {meta['source_public_test_accuracy']}), PrivateTest {meta['private_test_accuracy']}")
-    except FervidError as err:
-        _fail(err, verbose)
-        sys.exit(EXIT_USAGE)
+    _make_model(lambda command: run(model, data, out, calibration, final=final, command=command), out,
+                "source_public_test_accuracy", verbose)
 
 
 @main.command(short_help="Make a copy of an emotion model that also reads mirror images (needs fervid[train]).")
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
-@click.option("--data", required=True, type=click.Path(), help="fer2013.csv(.gz): the test splits score the copy.")
-@click.option("--out", required=True, type=click.Path(), help="ONNX file to write.")
-@click.option("--final", is_flag=True, help="Also measure PrivateTest (do it once, for the copy you ship).")
-@click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
+@_derived_model("copy")
 def mirror(model, data, out, final, verbose):
     """Flip test-time augmentation inside the graph: MODEL run on each face and its mirror image,
     the two answers averaged. Twice the classifier work; PublicTest (and with --final PrivateTest)
     accuracy measured and written into the copy's metadata.
     """
-    try:
-        from fervid.train.mirror import mirror as run
+    from fervid.train.mirror import mirror as run
 
-        meta = run(model, data, out, final=final, command="fervid " + shlex.join(sys.argv[1:]))
-        click.echo(f"wrote {out}: PublicTest {meta['public_test_accuracy']} "
-                   f"(source {meta['source_public_test_accuracy']}), PrivateTest {meta['private_test_accuracy']}")
-    except FervidError as err:
-        _fail(err, verbose)
-        sys.exit(EXIT_USAGE)
+    _make_model(lambda command: run(model, data, out, final=final, command=command), out,
+                "source_public_test_accuracy", verbose)
 
 
 @main.command(short_help="Make one model that averages several emotion models (needs fervid[train]).")
 @click.argument("models", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--data", required=True, type=click.Path(), help="fer2013.csv(.gz): the test splits score the ensemble.")
-@click.option("--out", required=True, type=click.Path(), help="ONNX file to write.")
-@click.option("--final", is_flag=True, help="Also measure PrivateTest (do it once, for the ensemble you ship).")
-@click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
+@_derived_model("ensemble")
 def ensemble(models, data, out, final, verbose):
     """One ONNX file in which MODELS all read each face and their probabilities are averaged; its
     PublicTest (and with --final PrivateTest) accuracy is measured and written into its metadata.
     """
-    try:
-        from fervid.train.ensemble import ensemble as run
+    from fervid.train.ensemble import ensemble as run
 
-        meta = run(list(models), data, out, final=final, command="fervid " + shlex.join(sys.argv[1:]))
-        click.echo(f"wrote {out}: PublicTest {meta['public_test_accuracy']} "
-                   f"(members {meta['member_public_test_accuracy']}), PrivateTest {meta['private_test_accuracy']}")
-    except FervidError as err:
-        _fail(err, verbose)
-        sys.exit(EXIT_USAGE)
+    _make_model(lambda command: run(list(models), data, out, final=final, command=command), out,
+                "member_public_test_accuracy", verbose)
 
 
 def _check_tiles(ctx, param, value: str) -> str:
