@@ -155,7 +155,7 @@ def _common(f):
     opts = [
         click.argument("inputs", nargs=-1, required=True, type=click.Path()),
         click.option("--model", default=None, help="Emotion model: a name in models/ or a path to an .onnx file. "
-                     "[default: resnet_s_int8_mirror, a small ResNet in 8 bits reading each face and its mirror image]"),
+                     "[default: resnet_s_x2_int8, two small ResNets in 8 bits, averaged]"),
         click.option("--every", default=1, show_default=True, help="Analyse one frame in N (annotate holds the last result between)."),
         click.option("--fps", "sample_fps", type=float, default=None, help="Analyse about F frames per second (overrides --every)."),
         click.option("--min-face", default=20, show_default=True, help="Ignore faces smaller than this many pixels."),
@@ -169,7 +169,7 @@ def _common(f):
                      help="Detector tiling for small faces: auto, off, or COLSxROWS."),
         click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True),
         click.option("--tta", is_flag=True, help="Average each face with its mirror image (twice the classifier work; "
-                     "the default model already does it in its graph)."),
+                     "resnet_s_int8_mirror has it in its graph)."),
         click.option("-r", "--recursive", is_flag=True, help="Look for videos in sub-directories too."),
         click.option("-j", "--jobs", default=1, show_default=True, help="Videos processed in parallel."),
         click.option("--overwrite", is_flag=True, help="Redo videos whose outputs already exist."),
