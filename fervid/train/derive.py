@@ -1,8 +1,8 @@
-"""Models made from a shipped model without training (8-bit copies, mirror-averaged copies).
+"""Models made from shipped models without training (8-bit copies, mirror-averaged copies, ensembles).
 
 Each is a new model, so it is scored afresh: PublicTest on every call (to decide whether it may
-replace its source), PrivateTest only with ``final`` (once, for the copy that will ship); both go
-into the copy's metadata with the command that made it.
+replace what it was made from), PrivateTest only with ``final`` (once, for the model that will ship); both go
+into its metadata with the command that made it.
 """
 
 from __future__ import annotations
