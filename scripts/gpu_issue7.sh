@@ -8,7 +8,8 @@
 #       -o .gpu/fer2013_train_public.npz.xz
 # Then with the device tool: run(command="bash scripts/gpu_issue7.sh", carry=[".gpu"], timeout_s=590).
 # Back here: fervid evaluate NAME.onnx --data ../shared/data/fer2013.csv.gz --split PublicTest to
-# choose; fervid quantize for the 8-bit copy; then, once, for the chosen model:
+# choose; fervid quantize for the 8-bit copy, and fervid mirror / fervid ensemble (with the shipped
+# resnet_s_int8 and resnet_s_seed1_int8, say) for the candidates; then, once, for the chosen model:
 # fervid evaluate NAME.onnx --data ../shared/data/fer2013.csv.gz --split PrivateTest --record
 set -euo pipefail
 export PYTHONUNBUFFERED=1
@@ -24,7 +25,7 @@ python3 -m fervid train --arch resnet18 --out "$RUNS/resnet18.onnx" --epochs "$E
     --mixup 0.2 "${common[@]}"
 for arch in resnet_m resnet_s mini_xception; do
     python3 -m fervid train --arch "$arch" --out "$RUNS/$arch.onnx" --epochs "$EPOCHS_STUDENT" --lr 3e-3 \
-        --teacher "$RUNS/resnet18.pt" --distill 0.7 "${common[@]}" > "$RUNS/$arch.out" 2>&1 &
+        --teacher "$RUNS/resnet18.pt" --teacher-mirror --distill 0.7 "${common[@]}" > "$RUNS/$arch.out" 2>&1 &
 done
 wait
 for arch in resnet_m resnet_s mini_xception; do cp "$RUNS/$arch.onnx" "$RUNS/$arch.pt" "$OUT/"; done
