@@ -4,8 +4,9 @@ With ONNX Runtime it is the same network (converted once from the vendored ``.tf
 scripts/convert_blazeface.py), with MediaPipe's pre- and post-processing rewritten in numpy: the
 image fitted into the square input on black, values scaled to -1..1, boxes decoded against the
 SSD anchors, overlapping boxes merged by score-weighted averaging. Running it here costs a third
-less than MediaPipe's graph on this machine and lets fervid control the threads. Boxes are also finer: MediaPipe truncates them to whole pixels of the model's input
-(10-pixel steps on 1080p); tests/test_shared_videos.py checks that both agree up to that rounding.
+less than MediaPipe's graph on this machine and lets fervid control the threads. Boxes are also
+finer: MediaPipe truncates them to whole pixels of the model's input (10-pixel steps on 1080p);
+tests/test_shared_videos.py checks that both agree up to that rounding.
 """
 
 from __future__ import annotations

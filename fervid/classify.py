@@ -74,6 +74,10 @@ class ModelInfo:
     metadata: dict
 
 
+# Metadata that ``fervid mirror`` writes into a model whose graph already reads mirror images.
+MIRRORED = ("test_time_augmentation", "mirror")
+
+
 class Classifier:
     """``predict(crops)`` for uint8 crops ``[N,S,S]`` -> probabilities ``[N,7]``."""
 
@@ -104,7 +108,11 @@ class Classifier:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         self.info = ModelInfo(str(path), path.stem, digest, self.input_size, meta)
         # A model that averages mirror images in its graph (``fervid mirror``) would only repeat the work.
-        self.tta = tta and meta.get("test_time_augmentation") != "mirror"
+        self.tta = tta and not self.mirrored
+
+    @property
+    def mirrored(self) -> bool:
+        return self.info.metadata.get(MIRRORED[0]) == MIRRORED[1]
 
     def predict(self, crops: np.ndarray) -> np.ndarray:
         """Probabilities; with ``tta`` the mean over each crop and its mirror image (twice the work)."""

@@ -7,9 +7,13 @@ into its metadata with the command that made it.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from fervid import datasets
 from fervid.classify import Classifier
 from fervid.evaluate import predict_all
+from fervid.modelfile import save_with_metadata
 
 
 def score_splits(model: str, fer: datasets.FerData, final: bool) -> dict[str, str]:
@@ -23,3 +27,14 @@ def score_splits(model: str, fer: datasets.FerData, final: bool) -> dict[str, st
         else:
             scores[key] = "not measured"
     return scores
+
+
+def write_scored(proto, out: str | os.PathLike, meta: dict, data: str, final: bool) -> dict:
+    """Write ``proto`` to ``out`` with ``meta``, score the file as it stands, and write the scores
+    into it too; return the metadata."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_with_metadata(proto, out, meta)
+    meta = {**meta, **score_splits(str(out), datasets.load(data), final)}
+    save_with_metadata(proto, out, meta)
+    return meta

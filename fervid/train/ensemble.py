@@ -14,11 +14,9 @@ from pathlib import Path
 import onnx
 from onnx import compose, helper
 
-from fervid import datasets
 from fervid.classify import Classifier
 from fervid.errors import ModelError
-from fervid.modelfile import save_with_metadata
-from fervid.train.derive import score_splits
+from fervid.train.derive import write_scored
 
 
 def average_graphs(protos: list[onnx.ModelProto]) -> onnx.ModelProto:
@@ -62,9 +60,4 @@ def ensemble(models: list[str | os.PathLike], data: str, out: str | os.PathLike,
             "members": ", ".join(Path(m).name for m in models),
             "member_public_test_accuracy": ", ".join(m.get("public_test_accuracy", "unknown") for m in metas),
             "command": command}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_with_metadata(average_graphs([onnx.load(str(m)) for m in models]), out, meta)
-    meta.update(score_splits(str(out), datasets.load(data), final))
-    save_with_metadata(onnx.load(str(out)), out, meta)
-    return meta
+    return write_scored(average_graphs([onnx.load(str(m)) for m in models]), out, meta, data, final)

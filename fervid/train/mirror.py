@@ -14,14 +14,10 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from fervid import datasets
-from fervid.classify import Classifier
+from fervid.classify import MIRRORED, Classifier
 from fervid.errors import ModelError
 from fervid.labels import NUM_CLASSES
-from fervid.modelfile import save_with_metadata
-from fervid.train.derive import score_splits
-
-MARK = "test_time_augmentation"  # metadata key; its value "mirror" tells the Classifier not to flip again
+from fervid.train.derive import write_scored
 
 
 def mirror_average(proto: onnx.ModelProto) -> onnx.ModelProto:
@@ -56,14 +52,9 @@ def mirror(model: str | os.PathLike, data: str, out: str | os.PathLike, final: b
            command: str = "") -> dict:
     """Write the mirror-averaged copy of ``model`` to ``out``; return its metadata, freshly scored."""
     source = Classifier(str(model))
-    if source.info.metadata.get(MARK) == "mirror":
+    if source.mirrored:
         raise ModelError(f"{model}: already averages each face with its mirror image")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {**source.info.metadata, MARK: "mirror", "mirrored_from": Path(model).name,
+    meta = {**source.info.metadata, MIRRORED[0]: MIRRORED[1], "mirrored_from": Path(model).name,
             "source_public_test_accuracy": source.info.metadata.get("public_test_accuracy", "unknown"),
             "command": command}
-    save_with_metadata(mirror_average(onnx.load(str(model))), out, meta)
-    meta.update(score_splits(str(out), datasets.load(data), final))
-    save_with_metadata(onnx.load(str(out)), out, meta)
-    return meta
+    return write_scored(mirror_average(onnx.load(str(model))), out, meta, data, final)
