@@ -14,6 +14,7 @@ from fervid.errors import FervidError
 from fervid.outputs import Outputs
 from fervid.pipeline import Models, Settings
 from fervid.runner import FileResult, process_file
+from fervid.video.encode import Encoding
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".gif", ".mpg", ".mpeg", ".wmv", ".flv",
                   ".ts", ".mts", ".m2ts", ".3gp", ".ogv", ".mxf", ".vob"}
@@ -57,7 +58,8 @@ def expand_inputs(paths: Sequence[str | Path], recursive: bool, exclude: Path | 
 
 
 def plan(inputs: list[tuple[Path, Path]], out: Path, single: bool, *, video: bool = False,
-         timeline: bool = False, plot: bool = False, plot_out: Path | None = None) -> list[Job]:
+         timeline: bool = False, plot: bool = False, plot_out: Path | None = None,
+         encoding: Encoding = Encoding()) -> list[Job]:
     """Output names: ``out`` itself names them for a single input; otherwise they mirror the inputs under ``out``.
     ``plot_out`` puts the plots elsewhere (a .png file for a single input, else a folder)."""
     jobs = []
@@ -80,6 +82,7 @@ def plan(inputs: list[tuple[Path, Path]], out: Path, single: bool, *, video: boo
             summary=named(".summary.csv") if timeline else None,
             plot=plot_named() if plot else None,
             sidecar=named(".json"),
+            encoding=encoding,
         )))
     seen: dict[Path, Path] = {}
     for job in jobs:

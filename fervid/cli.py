@@ -10,6 +10,7 @@ import click
 from fervid import __version__
 from fervid.errors import FervidError
 from fervid.labels import EMOTIONS
+from fervid.video.encode import OUTPUT_SUFFIXES, PRESETS, Encoding
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -258,7 +259,11 @@ def _is_single_file(inputs) -> bool:
 @click.option("-o", "--output", type=click.Path(), default="fervid_out", show_default=True,
               help="Output video (for one input file) or output directory.")
 @click.option("--csv", "with_csv", is_flag=True, help="Also write the timeline and summary CSVs beside each video.")
-def annotate(inputs, output, with_csv, model, every, sample_fps, min_face, smooth, no_smooth, detect_every, classify_every, tiles,
+@click.option("--preset", type=click.Choice(PRESETS), default=Encoding.preset, show_default=True,
+              help="x264 speed/size trade: ultrafast annotates ~20% faster on 1080p, for ~1.7x the bytes.")
+@click.option("--crf", type=click.IntRange(0, 51), default=Encoding.crf, show_default=True,
+              help="x264 quality: lower is better and bigger (+6 about halves the size).")
+def annotate(inputs, output, with_csv, preset, crf, model, every, sample_fps, min_face, smooth, no_smooth, detect_every, classify_every, tiles,
              device, tta, recursive, jobs, overwrite, quiet, verbose):
     """Write an annotated copy of each video (H.264, audio kept): boxes, IDs, emotions.
 
@@ -270,14 +275,13 @@ def annotate(inputs, output, with_csv, model, every, sample_fps, min_face, smoot
     from pathlib import Path
 
     from fervid.batch import expand_inputs
-    from fervid.video.encode import OUTPUT_SUFFIXES
 
     out = Path(output)
     single = _is_single_file(inputs) and out.suffix.lower() in OUTPUT_SUFFIXES
     if not single and out.suffix.lower() in OUTPUT_SUFFIXES:
         raise click.UsageError(f"-o {output}: several inputs need an output directory, not a file name")
     job_list = _plan(expand_inputs(inputs, recursive, exclude=None if single else out), out, single, video=True,
-                     timeline=with_csv)
+                     timeline=with_csv, encoding=Encoding(crf, preset))
     _run(job_list, _settings(model, every, min_face, smooth, no_smooth, detect_every, classify_every, tiles, device, tta),
          sample_fps, jobs, overwrite, quiet, verbose)
 

@@ -18,7 +18,7 @@ from fervid.draw import I420Canvas, draw_faces
 from fervid.errors import OutputError
 from fervid.labels import EMOTIONS
 from fervid.timing import StageTimes
-from fervid.video.encode import Encoder
+from fervid.video.encode import Encoder, Encoding
 from fervid.video.probe import VideoInfo
 from fervid.writers import TimelineWriter
 
@@ -32,6 +32,7 @@ class Outputs:
     summary: Path | None = None
     plot: Path | None = None
     sidecar: Path | None = None  # written last: it marks the set as complete
+    encoding: Encoding = Encoding()  # how the video is compressed
 
     def paths(self) -> list[Path]:
         return [p for p in (self.video, self.timeline, self.summary, self.plot, self.sidecar) if p is not None]
@@ -94,8 +95,9 @@ class PartFiles:
 class VideoSink:
     """Draw the faces (the last analysed ones on frames in between) on the I420 frame and encode it."""
 
-    def __init__(self, path: Path, info: VideoInfo, times: StageTimes, threads: int = 0):
-        self.encoder = Encoder(path, info, threads=threads, pix_fmt="yuv420p")
+    def __init__(self, path: Path, info: VideoInfo, times: StageTimes, threads: int = 0,
+                 encoding: Encoding = Encoding()):
+        self.encoder = Encoder(path, info, encoding, threads=threads, pix_fmt="yuv420p")
         self.times = times
         self.last: list = []
 
@@ -179,5 +181,5 @@ def open_sinks(outputs: Outputs, parts: PartFiles, stack: ExitStack, info: Video
     if outputs.plot:
         sinks.append(PlotSink())
     if outputs.video:
-        sinks.append(VideoSink(parts[outputs.video], info, times, threads))
+        sinks.append(VideoSink(parts[outputs.video], info, times, threads, outputs.encoding))
     return sinks

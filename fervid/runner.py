@@ -129,5 +129,6 @@ def _provenance(src, info, settings, analyzer, result, every, outputs) -> dict:
         "seconds": round(result.seconds, 2),
         "stage_seconds": result.stage_seconds,
         "detector_passes": analyzer.detector.passes,
-        "outputs": {k: str(v) for k, v in outputs.__dict__.items() if v is not None},
+        "outputs": {k: str(v) for k, v in outputs.__dict__.items() if isinstance(v, Path)},
+        "video_encoding": {"codec": "libx264", **outputs.encoding.__dict__} if outputs.video else None,
     }

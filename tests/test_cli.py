@@ -40,6 +40,20 @@ def test_annotate_example_keeps_frames_timing_and_audio(tmp_path):
     assert not list(tmp_path.glob(".*part*"))
 
 
+def test_annotate_encoder_options_change_size_and_are_recorded(tmp_path):
+    src = make_face_video(tmp_path / "in.mp4", seconds=1.0, size=160)
+    sizes = {}
+    for crf in (18, 40):
+        out = tmp_path / f"crf{crf}.mp4"
+        assert run("annotate", src, "-o", out, "-q", "--crf", crf, "--preset", "ultrafast").exit_code == 0
+        sizes[crf] = out.stat().st_size
+        meta = json.loads(out.with_suffix(".json").read_text())
+        assert meta["video_encoding"] == {"codec": "libx264", "crf": crf, "preset": "ultrafast"}
+        assert "encoding" not in meta["outputs"]
+    assert sizes[40] < sizes[18] / 2
+    assert run("annotate", src, "-o", tmp_path / "x.mp4", "--preset", "sluggish").exit_code == 2
+
+
 def test_timeline_csv_columns_types_and_ids(tmp_path, two_face_video):
     csv = tmp_path / "t.csv"
     res = run("timeline", two_face_video, "--csv", csv, "-q")
