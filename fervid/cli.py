@@ -347,7 +347,7 @@ def evaluate(model, data, split, out_dir, tta, record, verbose):
     """Accuracy, per-class precision/recall/F1, confusion matrix and crops/s of an ONNX MODEL on FER-2013."""
     from pathlib import Path
 
-    from fervid.evaluate import crops_per_second, evaluate as run, format_report, write_confusion_csv
+    from fervid.evaluate import crops_per_second, evaluate as run, format_report, write_report
 
     try:
         scores, clf = run(model, data, split, tta)
@@ -361,15 +361,9 @@ def evaluate(model, data, split, out_dir, tta, record, verbose):
             record_accuracy(clf.info.path, split, scores.accuracy)
             click.echo(f"recorded {split} accuracy in {clf.info.path}")
         if out_dir:
-            from fervid.plots import confusion_png
-
-            out = Path(out_dir)
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "report.txt").write_text(f"{report}\n(fervid {' '.join(sys.argv[1:])})\n")
-            write_confusion_csv(out / "confusion.csv", scores)
-            confusion_png(out / "confusion.png", scores.confusion_normalised,
-                          f"{clf.info.name} on FER-2013 {split}: {scores.accuracy * 100:.1f}%")
-            click.echo(f"wrote {out / 'report.txt'}, {out / 'confusion.csv'} and {out / 'confusion.png'}")
+            command = "fervid " + " ".join(sys.argv[1:])
+            written = write_report(Path(out_dir), scores, report, split, clf.info.name, command)
+            click.echo("wrote " + ", ".join(str(p) for p in written))
     except FervidError as err:
         _fail(err, verbose)
         sys.exit(EXIT_USAGE)
@@ -403,8 +397,6 @@ def explain(source, models, frame, time_s, data, split, per_class, classes, targ
     """
     from pathlib import Path
 
-    import numpy as np
-
     try:
         from fervid import explain as ex
         from fervid.classify import resolve_model
@@ -425,16 +417,8 @@ def explain(source, models, frame, time_s, data, split, per_class, classes, targ
             crops = ex.from_image(Path(source), size)
         else:
             crops = ex.from_video(Path(source), size, frame, time_s)
-        columns = []
-        for path in paths:
-            net = guided.load_weights(path)
-            probs = guided.probabilities(net, crops.images)
-            predicted = probs.argmax(1)
-            columns.append((path.stem, guided.saliency(net, crops.images, predicted), predicted, probs))
-            if target:
-                k = np.full(len(crops.images), EMOTIONS.index(target))
-                columns.append((f"{path.stem} ({target})", guided.saliency(net, crops.images, k), k, probs))
-        saliency_grid_png(Path(output), crops.images, crops.captions, columns)
+        target_k = EMOTIONS.index(target) if target else None
+        saliency_grid_png(Path(output), crops.images, crops.captions, guided.columns(paths, crops.images, target_k))
         click.echo(f"wrote {output} ({len(crops.images)} faces, {len(paths)} model(s))")
     except FervidError as err:
         _fail(err, verbose)

@@ -81,6 +81,18 @@ def write_confusion_csv(path: Path, s: Scores) -> None:
             w.writerow([name, *(f"{v:.4f}" for v in row)])
 
 
+def write_report(out: Path, s: Scores, report: str, split: str, model: str, command: str) -> list[Path]:
+    """report.txt (with the command that made it), confusion.csv, and confusion.png (the paper's Fig. 9)."""
+    from fervid.plots import confusion_png
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "report.txt", out / "confusion.csv", out / "confusion.png"]
+    paths[0].write_text(f"{report}\n({command})\n")
+    write_confusion_csv(paths[1], s)
+    confusion_png(paths[2], s.confusion_normalised, f"{model} on FER-2013 {split}: {s.accuracy * 100:.1f}%")
+    return paths
+
+
 def evaluate(model: str, data: str, split: str = "PrivateTest", tta: bool = False) -> tuple[Scores, Classifier]:
     fer = datasets.load(data).split(split)
     clf = Classifier(model, tta=tta)

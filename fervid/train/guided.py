@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from fervid.errors import ModelError
+from fervid.labels import EMOTIONS
 from fervid.train import nets
 
 
@@ -88,3 +89,18 @@ def save_weights(net: nn.Module, arch: str, onnx_path: str | Path) -> Path:
     pt = Path(onnx_path).with_suffix(".pt")
     torch.save({"arch": arch, "state_dict": net.state_dict()}, pt)
     return pt
+
+
+def columns(paths: list[Path], crops: np.ndarray, target: int | None = None) -> list[tuple]:
+    """One figure column per model: (title, maps, shown class per face, probabilities); with
+    ``target`` a second column per model shows the maps for that class, whatever was predicted."""
+    out = []
+    for path in paths:
+        net = load_weights(path)
+        probs = probabilities(net, crops)
+        predicted = probs.argmax(1)
+        out.append((path.stem, saliency(net, crops, predicted), predicted, probs))
+        if target is not None:
+            k = np.full(len(crops), target)
+            out.append((f"{path.stem} ({EMOTIONS[target]})", saliency(net, crops, k), k, probs))
+    return out
