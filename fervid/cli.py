@@ -52,10 +52,10 @@ def main() -> None:
               help="Decay of an exponential moving average of the weights (e.g. 0.999); 0: off. The average is what is evaluated and exported.")
 @click.option("--erase", default=0.0, show_default=True, help="Probability of random erasing per training face.")
 @click.option("--mixup", default=0.0, show_default=True, help="Mixup Beta(a, a) parameter; 0: off.")
-@click.option("--teacher", type=click.Path(exists=True), default=None,
-              help="Distil from this trained network (NAME.pt or a checkpoint).")
-@click.option("--distill", default=0.5, show_default=True, help="Weight of the teacher's soft targets in the loss.")
-@click.option("--teacher-mirror", is_flag=True, help="The teacher's soft targets averaged over each face and its mirror image.")
+@click.option("--teacher", type=click.Path(exists=True), multiple=True,
+              help="Distil from this trained network (NAME.pt or a checkpoint); repeated, from their average.")
+@click.option("--distill", default=0.5, show_default=True, help="Weight of the teachers' soft targets in the loss.")
+@click.option("--teacher-mirror", is_flag=True, help="The teachers' soft targets averaged over each face and its mirror image.")
 @click.option("--temperature", default=4.0, show_default=True, help="Distillation temperature.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")

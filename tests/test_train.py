@@ -154,11 +154,33 @@ def test_distillation_with_mixup_and_erasing_trains_and_says_so(tmp_path):
                           batch_size=32, quiet=True)
     train(teacher)
     student = TrainConfig(arch="resnet_s", data=str(data), out=str(tmp_path / "s" / "s.onnx"), epochs=1,
-                          batch_size=32, quiet=True, teacher=str(tmp_path / "t" / "fcn.pt"), mixup=0.2, erase=0.5,
+                          batch_size=32, quiet=True, teacher=(str(tmp_path / "t" / "fcn.pt"),), mixup=0.2, erase=0.5,
                           teacher_mirror=True)
     meta = train(student)
     assert "distilled from fcn.pt mirror-averaged" in meta["recipe"] and "mixup 0.2" in meta["recipe"]
     assert Classifier(str(tmp_path / "s" / "s.onnx")).info.metadata["architecture"] == "resnet_s"
+
+
+def test_teachers_average_as_one_ensemble():
+    import math
+
+    from fervid.train.loop import teacher_log_probs
+
+    torch.manual_seed(0)
+    a, b = nets.build("mini_xception").eval(), nets.build("mini_xception").eval()
+    x = torch.rand(5, 1, 48, 48) * 255
+    off = torch.autocast("cpu", enabled=False)
+    one = teacher_log_probs([a], x, 4.0, False, off)
+    assert torch.allclose(teacher_log_probs([a, a], x, 4.0, False, off), one, atol=1e-6)
+    with torch.no_grad():
+        pa = torch.softmax(a(nets.normalise(x)) / 4, 1)
+        pb = torch.softmax(b(nets.normalise(x)) / 4, 1)
+        pm = torch.softmax(a(nets.normalise(x.flip(-1))) / 4, 1)
+    assert torch.allclose(teacher_log_probs([a, b], x, 4.0, False, off).exp(), (pa + pb) / 2, atol=1e-6)
+    mirrored = teacher_log_probs([a], x, 4.0, True, off)
+    assert torch.allclose(mirrored.exp(), (pa + pm) / 2, atol=1e-6)
+    assert torch.allclose(mirrored.exp().sum(1), torch.ones(5)) and not math.isnan(float(mirrored.sum()))
+    assert TrainConfig(arch="fcn", data="d", out="o", teacher="t.pt").teacher == ("t.pt",)
 
 
 def test_evaluate_records_private_test_once(tmp_path):

@@ -43,12 +43,16 @@ class TrainConfig:
     ema: float = 0.0
     erase: float = 0.0  # probability of random erasing per face
     mixup: float = 0.0  # Beta(a, a) parameter of mixup; 0: off
-    teacher: str | None = None  # NAME.pt or a checkpoint of a trained network to distil from
-    distill: float = 0.5  # weight of the teacher's soft targets in the loss
+    teacher: tuple[str, ...] = ()  # NAME.pt or checkpoints of trained networks to distil from (their average)
+    distill: float = 0.5  # weight of the teachers' soft targets in the loss
     temperature: float = 4.0
-    teacher_mirror: bool = False  # the teacher reads each face and its mirror image (as the shipped default does)
+    teacher_mirror: bool = False  # the teachers read each face and its mirror image (as the shipped default does)
     quiet: bool = False
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if isinstance(self.teacher, (str, Path)):  # one teacher given as a plain path
+            self.teacher = (str(self.teacher),)
 
     @property
     def ckpt_dir(self) -> Path:
@@ -157,8 +161,18 @@ def load_teacher(path: str, device: str) -> torch.nn.Module:
     return net.to(device).eval()
 
 
+def teacher_log_probs(teachers, x: torch.Tensor, temperature: float, mirror: bool, autocast) -> torch.Tensor:
+    """Log of the teachers' mean probabilities at ``temperature`` (each also on the mirror image
+    with ``mirror``): an ensemble teaches as one network, the way the shipped ensembles read."""
+    views = [x, x.flip(-1)] if mirror else [x]
+    with torch.no_grad(), autocast:
+        logp = torch.stack([F.log_softmax(t(nets.normalise(v)).float() / temperature, 1)
+                            for t in teachers for v in views])
+    return torch.logsumexp(logp, 0) - math.log(len(logp))
+
+
 def train_epoch(cfg: TrainConfig, net, opt, images, soft_targets, labels, epoch: int, steps_per_epoch: int,
-                ema_net=None, teacher=None):
+                ema_net=None, teachers=()):
     """One pass over the training split; returns (summed loss, correct count). Seeded by (seed, epoch)."""
     net.train()
     gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
@@ -183,12 +197,8 @@ def train_epoch(cfg: TrainConfig, net, opt, images, soft_targets, labels, epoch:
         with autocast:
             logits = net(nets.normalise(x)).float()
         loss = torch.sum(-y * F.log_softmax(logits, 1), 1).mean()
-        if teacher is not None:
-            with torch.no_grad(), autocast:
-                t = F.log_softmax(teacher(nets.normalise(x)).float() / cfg.temperature, 1)
-                if cfg.teacher_mirror:  # log of the mean of the two probability vectors
-                    m = F.log_softmax(teacher(nets.normalise(x.flip(-1))).float() / cfg.temperature, 1)
-                    t = torch.logaddexp(t, m) - math.log(2)
+        if teachers:
+            t = teacher_log_probs(teachers, x, cfg.temperature, cfg.teacher_mirror, autocast)
             soft = F.kl_div(F.log_softmax(logits / cfg.temperature, 1), t, log_target=True,
                             reduction="batchmean") * cfg.temperature ** 2
             loss = (1 - cfg.distill) * loss + cfg.distill * soft
@@ -219,7 +229,7 @@ def train(cfg: TrainConfig) -> dict:
         net.load_state_dict(initial_weights(cfg.init))
         log(cfg, f"warm start from the weights in {cfg.init}")
     ema_net = copy.deepcopy(net) if cfg.ema else None
-    teacher = load_teacher(cfg.teacher, cfg.device) if cfg.teacher else None
+    teachers = [load_teacher(path, cfg.device) for path in cfg.teacher]
     if cfg.resume:
         ckpt = torch.load(cfg.resume, map_location=cfg.device, weights_only=False)
         net.load_state_dict(ckpt["model"])
@@ -238,7 +248,7 @@ def train(cfg: TrainConfig) -> dict:
     for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
         t0 = time.time()
         total_loss, correct = train_epoch(cfg, net, opt, images, soft_targets, labels, epoch, steps_per_epoch,
-                                          ema_net, teacher)
+                                          ema_net, teachers)
         seen = len(train_set)
         val_loss, val_acc = evaluate(ema_net or net, public, cfg.device)
         secs = time.time() - t0
@@ -276,7 +286,8 @@ def finalise(cfg: TrainConfig, data: datasets.FerData) -> dict:
                    + (f", weight EMA {cfg.ema:g}" if cfg.ema else "")
                    + (f", random erasing {cfg.erase:g}" if cfg.erase else "")
                    + (f", mixup {cfg.mixup:g}" if cfg.mixup else "")
-                   + (f", distilled from {Path(cfg.teacher).name}{' mirror-averaged' if cfg.teacher_mirror else ''} "
+                   + (f", distilled from {' + '.join(Path(t).name for t in cfg.teacher)}"
+                      f"{' mirror-averaged' if cfg.teacher_mirror else ''} "
                          f"(weight {cfg.distill:g}, T {cfg.temperature:g})"
                       if cfg.teacher else "")
                    + (f", warm start from {cfg.init}" if cfg.init else "")),
