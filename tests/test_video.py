@@ -95,6 +95,16 @@ def test_encode_variable_frame_rate_keeps_each_time(tmp_path):
     assert np.allclose(out, times, atol=0.002)
 
 
+def test_encoding_refuses_unknown_preset_and_crf():
+    from fervid.video.encode import Encoding
+
+    assert Encoding().preset == "superfast"
+    with pytest.raises(ValueError, match="preset"):
+        Encoding(preset="sluggish")
+    with pytest.raises(ValueError, match="crf"):
+        Encoding(crf=60)
+
+
 def test_encode_odd_size_is_padded_to_even(tmp_path):
     src = make_video(tmp_path / "odd.mkv", seconds=0.2, vf="scale=161:121", extra=["-pix_fmt", "yuv444p"])
     reencode(src, tmp_path / "out.mp4")
