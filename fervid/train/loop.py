@@ -286,7 +286,7 @@ def finalise(cfg: TrainConfig, data: datasets.FerData) -> dict:
                    + (f", weight EMA {cfg.ema:g}" if cfg.ema else "")
                    + (f", random erasing {cfg.erase:g}" if cfg.erase else "")
                    + (f", mixup {cfg.mixup:g}" if cfg.mixup else "")
-                   + (f", distilled from {' + '.join(Path(t).name for t in cfg.teacher)}"
+                   + (f", distilled from {' + '.join(_short(t) for t in cfg.teacher)}"
                       f"{' mirror-averaged' if cfg.teacher_mirror else ''} "
                          f"(weight {cfg.distill:g}, T {cfg.temperature:g})"
                       if cfg.teacher else "")
@@ -304,6 +304,12 @@ def finalise(cfg: TrainConfig, data: datasets.FerData) -> dict:
     log(cfg, f"chose epoch {state['best_epoch']} (PublicTest {public_acc:.4f}); PrivateTest "
              f"{meta['private_test_accuracy']}; wrote {cfg.out}")
     return meta
+
+
+def _short(path: str) -> str:
+    """A teacher's name in the recipe: the file name, or the path where that is not unique
+    (seeds of one architecture are all NAME.pt in their run folders)."""
+    return Path(path).name if Path(path).parent.name in ("", "models") else path
 
 
 def _atomic_save(obj: dict, path: Path) -> None:
