@@ -164,7 +164,7 @@ def test_distillation_with_mixup_and_erasing_trains_and_says_so(tmp_path):
 def test_teachers_average_as_one_ensemble():
     import math
 
-    from fervid.train.loop import teacher_log_probs
+    from fervid.train.loop import _teacher_names, teacher_log_probs
 
     torch.manual_seed(0)
     a, b = nets.build("mini_xception").eval(), nets.build("mini_xception").eval()
@@ -181,6 +181,8 @@ def test_teachers_average_as_one_ensemble():
     assert torch.allclose(mirrored.exp(), (pa + pm) / 2, atol=1e-6)
     assert torch.allclose(mirrored.exp().sum(1), torch.ones(5)) and not math.isnan(float(mirrored.sum()))
     assert TrainConfig(arch="fcn", data="d", out="o", teacher="t.pt").teacher == ("t.pt",)
+    assert _teacher_names(("models/fcn.pt", "runs/a/resnet_s.pt")) == "fcn.pt + resnet_s.pt"
+    assert _teacher_names(("models/resnet_s.pt", "runs/a/resnet_s.pt")) == "models/resnet_s.pt + runs/a/resnet_s.pt"
 
 
 def test_evaluate_records_private_test_once(tmp_path):

@@ -286,7 +286,7 @@ def finalise(cfg: TrainConfig, data: datasets.FerData) -> dict:
                    + (f", weight EMA {cfg.ema:g}" if cfg.ema else "")
                    + (f", random erasing {cfg.erase:g}" if cfg.erase else "")
                    + (f", mixup {cfg.mixup:g}" if cfg.mixup else "")
-                   + (f", distilled from {' + '.join(_short(t) for t in cfg.teacher)}"
+                   + (f", distilled from {_teacher_names(cfg.teacher)}"
                       f"{' mirror-averaged' if cfg.teacher_mirror else ''} "
                          f"(weight {cfg.distill:g}, T {cfg.temperature:g})"
                       if cfg.teacher else "")
@@ -306,10 +306,11 @@ def finalise(cfg: TrainConfig, data: datasets.FerData) -> dict:
     return meta
 
 
-def _short(path: str) -> str:
-    """A teacher's name in the recipe: the file name, or the path where that is not unique
-    (seeds of one architecture are all NAME.pt in their run folders)."""
-    return Path(path).name if Path(path).parent.name in ("", "models") else path
+def _teacher_names(paths: tuple[str, ...]) -> str:
+    """Teachers in the recipe: their file names, or their paths where the names repeat (seeds of
+    one architecture are all NAME.pt in their run folders)."""
+    names = [Path(p).name for p in paths]
+    return " + ".join(names if len(set(names)) == len(names) else paths)
 
 
 def _atomic_save(obj: dict, path: Path) -> None:
