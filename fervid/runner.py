@@ -130,5 +130,5 @@ def _provenance(src, info, settings, analyzer, result, every, outputs) -> dict:
         "stage_seconds": result.stage_seconds,
         "detector_passes": analyzer.detector.passes,
         "outputs": {k: str(v) for k, v in outputs.__dict__.items() if isinstance(v, Path)},
-        "video_encoding": {"codec": "libx264", **outputs.encoding.__dict__} if outputs.video else None,
+        "video_encoding": outputs.encoding.as_dict() if outputs.video else None,
     }

@@ -31,6 +31,7 @@ _COPY_OK = {
     ".mkv": None,  # Matroska takes any codec
 }
 OUTPUT_SUFFIXES = tuple(_COPY_OK)
+CODEC = "libx264"
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
@@ -47,6 +48,9 @@ class Encoding:
             raise ValueError(f"unknown x264 preset {self.preset!r} (expected one of {', '.join(PRESETS)})")
         if not 0 <= self.crf <= 51:
             raise ValueError(f"crf {self.crf} out of range 0..51")
+
+    def as_dict(self) -> dict:
+        return {"codec": CODEC, **self.__dict__}
 
 
 def _vint_size(n: int) -> bytes:
@@ -122,7 +126,7 @@ class Encoder:
         if audio:
             cmd += ["-i", info.path]
         cmd += ["-map", "0:v:0", *audio,
-                "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264",
+                "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", CODEC,
                 "-preset", self.encoding.preset, "-crf", str(self.encoding.crf), "-x264-params", "rc-lookahead=5:bframes=1:sync-lookahead=0",
                 "-pix_fmt", "yuv420p", "-fps_mode", "passthrough", "-threads", str(self.threads or 2),
                 "-movflags", "+faststart", "-f", {".mkv": "matroska", ".mov": "mov"}.get(suffix, "mp4"),
