@@ -56,6 +56,8 @@ def main() -> None:
               help="Distil from this trained network (NAME.pt or a checkpoint); repeated, from their average.")
 @click.option("--distill", default=0.5, show_default=True, help="Weight of the teachers' soft targets in the loss.")
 @click.option("--teacher-mirror", is_flag=True, help="The teachers' soft targets averaged over each face and its mirror image.")
+@click.option("--teacher-once", is_flag=True,
+              help="The teachers read each unaugmented training face once, before training: no teacher passes per step.")
 @click.option("--temperature", default=4.0, show_default=True, help="Distillation temperature.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")

@@ -158,13 +158,18 @@ def test_distillation_with_mixup_and_erasing_trains_and_says_so(tmp_path):
                           teacher_mirror=True)
     meta = train(student)
     assert "distilled from fcn.pt mirror-averaged" in meta["recipe"] and "mixup 0.2" in meta["recipe"]
+    once = TrainConfig(arch="mini_xception", data=str(data), out=str(tmp_path / "o" / "m.onnx"), epochs=1,
+                       batch_size=32, quiet=True, teacher=(str(tmp_path / "t" / "fcn.pt"),), mixup=0.2,
+                       teacher_mirror=True, teacher_once=True)
+    assert "fcn.pt mirror-averaged read once" in train(once)["recipe"]
+    assert "the teachers read the 64 training faces once" in (tmp_path / "o" / "m.ckpt" / "train.log").read_text()
     assert Classifier(str(tmp_path / "s" / "s.onnx")).info.metadata["architecture"] == "resnet_s"
 
 
 def test_teachers_average_as_one_ensemble():
     import math
 
-    from fervid.train.loop import _teacher_names, teacher_log_probs
+    from fervid.train.loop import _teacher_names, teacher_log_probs, teacher_probs_once
 
     torch.manual_seed(0)
     a, b = nets.build("mini_xception").eval(), nets.build("mini_xception").eval()
@@ -180,6 +185,11 @@ def test_teachers_average_as_one_ensemble():
     mirrored = teacher_log_probs([a], x, 4.0, True, off)
     assert torch.allclose(mirrored.exp(), (pa + pm) / 2, atol=1e-6)
     assert torch.allclose(mirrored.exp().sum(1), torch.ones(5)) and not math.isnan(float(mirrored.sum()))
+    once = teacher_probs_once([a, b], x[:, 0].to(torch.uint8), TrainConfig(arch="fcn", data="d", out="o"), batch=2)
+    with torch.no_grad():
+        qa = torch.softmax(a(nets.normalise(x.to(torch.uint8).float())) / 4, 1)
+        qb = torch.softmax(b(nets.normalise(x.to(torch.uint8).float())) / 4, 1)
+    assert once.shape == (5, 7) and torch.allclose(once, (qa + qb) / 2, atol=1e-6)
     assert TrainConfig(arch="fcn", data="d", out="o", teacher="t.pt").teacher == ("t.pt",)
     assert _teacher_names(("models/fcn.pt", "runs/a/resnet_s.pt")) == "fcn.pt + resnet_s.pt"
     assert _teacher_names(("models/resnet_s.pt", "runs/a/resnet_s.pt")) == "models/resnet_s.pt + runs/a/resnet_s.pt"

@@ -47,6 +47,7 @@ class TrainConfig:
     distill: float = 0.5  # weight of the teachers' soft targets in the loss
     temperature: float = 4.0
     teacher_mirror: bool = False  # the teachers read each face and its mirror image (as the shipped default does)
+    teacher_once: bool = False  # the teachers read each unaugmented face once, before training (no teacher passes per step)
     quiet: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -171,9 +172,21 @@ def teacher_log_probs(teachers, x: torch.Tensor, temperature: float, mirror: boo
     return torch.logsumexp(logp, 0) - math.log(len(logp))
 
 
+@torch.no_grad()
+def teacher_probs_once(teachers, images: torch.Tensor, cfg: TrainConfig, batch: int = 512) -> torch.Tensor:
+    """The teachers' probabilities at the distillation temperature for every unaugmented training
+    face, computed once: distillation then costs no teacher pass per step (a mirror-averaged
+    teacher is unchanged by the flips of augmentation; shifts, turns and erasing it does not see)."""
+    off = torch.autocast("cuda", dtype=torch.bfloat16, enabled=images.device.type == "cuda")
+    return torch.cat([teacher_log_probs(teachers, images[i:i + batch].float().unsqueeze(1), cfg.temperature,
+                                        cfg.teacher_mirror, off).exp()
+                      for i in range(0, len(images), batch)])
+
+
 def train_epoch(cfg: TrainConfig, net, opt, images, soft_targets, labels, epoch: int, steps_per_epoch: int,
-                ema_net=None, teachers=()):
-    """One pass over the training split; returns (summed loss, correct count). Seeded by (seed, epoch)."""
+                ema_net=None, teachers=(), teacher_probs=None):
+    """One pass over the training split; returns (summed loss, correct count). Seeded by (seed, epoch).
+    Distils from ``teachers`` run on each augmented batch, or from ``teacher_probs`` read once."""
     net.train()
     gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
     order = torch.randperm(len(images), generator=gen).to(images.device)
@@ -188,17 +201,21 @@ def train_epoch(cfg: TrainConfig, net, opt, images, soft_targets, labels, epoch:
         idx = order[i:i + cfg.batch_size]
         x = augment(images[idx].float().unsqueeze(1), gen)
         y = soft_targets[idx]
+        t = teacher_probs[idx] if teacher_probs is not None else None
         if cfg.erase:
             x = random_erase(x, cfg.erase, gen)
         if cfg.mixup:
             lam = float(np.random.default_rng([cfg.seed, epoch, step]).beta(cfg.mixup, cfg.mixup))
             perm = torch.randperm(len(idx), generator=gen).to(x.device)
             x, y = lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm]
+            if t is not None:
+                t = lam * t + (1 - lam) * t[perm]
         with autocast:
             logits = net(nets.normalise(x)).float()
         loss = torch.sum(-y * F.log_softmax(logits, 1), 1).mean()
-        if teachers:
-            t = teacher_log_probs(teachers, x, cfg.temperature, cfg.teacher_mirror, autocast)
+        if teachers or t is not None:
+            t = t.log() if t is not None else teacher_log_probs(teachers, x, cfg.temperature, cfg.teacher_mirror,
+                                                                autocast)
             soft = F.kl_div(F.log_softmax(logits / cfg.temperature, 1), t, log_target=True,
                             reduction="batchmean") * cfg.temperature ** 2
             loss = (1 - cfg.distill) * loss + cfg.distill * soft
@@ -245,10 +262,15 @@ def train(cfg: TrainConfig) -> dict:
     images = torch.from_numpy(train_set.images).to(cfg.device)
     soft_targets = targets(train_set, np.arange(len(train_set)), cfg.label_smoothing).to(cfg.device)
     labels = torch.from_numpy(train_set.labels).to(cfg.device)
+    teacher_probs = None
+    if teachers and cfg.teacher_once:
+        t0 = time.time()
+        teacher_probs, teachers = teacher_probs_once(teachers, images, cfg), []
+        log(cfg, f"the teachers read the {len(images)} training faces once ({time.time() - t0:.0f}s)")
     for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
         t0 = time.time()
         total_loss, correct = train_epoch(cfg, net, opt, images, soft_targets, labels, epoch, steps_per_epoch,
-                                          ema_net, teachers)
+                                          ema_net, teachers, teacher_probs)
         seen = len(train_set)
         val_loss, val_acc = evaluate(ema_net or net, public, cfg.device)
         secs = time.time() - t0
@@ -287,7 +309,8 @@ def finalise(cfg: TrainConfig, data: datasets.FerData) -> dict:
                    + (f", random erasing {cfg.erase:g}" if cfg.erase else "")
                    + (f", mixup {cfg.mixup:g}" if cfg.mixup else "")
                    + (f", distilled from {_teacher_names(cfg.teacher)}"
-                      f"{' mirror-averaged' if cfg.teacher_mirror else ''} "
+                      f"{' mirror-averaged' if cfg.teacher_mirror else ''}"
+                      f"{' read once' if cfg.teacher_once else ''} "
                          f"(weight {cfg.distill:g}, T {cfg.temperature:g})"
                       if cfg.teacher else "")
                    + (f", warm start from {cfg.init}" if cfg.init else "")),
