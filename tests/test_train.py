@@ -162,7 +162,11 @@ def test_distillation_with_mixup_and_erasing_trains_and_says_so(tmp_path):
                        batch_size=32, quiet=True, teacher=(str(tmp_path / "t" / "fcn.pt"),), mixup=0.2,
                        teacher_mirror=True, teacher_once=True)
     assert "fcn.pt mirror-averaged read once" in train(once)["recipe"]
-    assert "the teachers read the 64 training faces once" in (tmp_path / "o" / "m.ckpt" / "train.log").read_text()
+    log = tmp_path / "o" / "m.ckpt" / "train.log"
+    assert log.read_text().count("the teachers read the 64 training faces once") == 1
+    once.epochs, once.resume = 2, str(tmp_path / "o" / "m.ckpt" / "last.pt")
+    train(once)  # resumed: the teachers' reading comes from the checkpoint folder
+    assert log.read_text().count("the teachers read the 64 training faces once") == 1
     assert Classifier(str(tmp_path / "s" / "s.onnx")).info.metadata["architecture"] == "resnet_s"
 
 

@@ -183,6 +183,23 @@ def teacher_probs_once(teachers, images: torch.Tensor, cfg: TrainConfig, batch: 
                       for i in range(0, len(images), batch)])
 
 
+def _cached_teacher_probs(cfg: TrainConfig, teachers, images: torch.Tensor) -> torch.Tensor:
+    """``teacher_probs_once``, kept in the checkpoint folder so that a resumed run need not read
+    the faces again (minutes on a CPU); recomputed when the teachers or their reading differ."""
+    path = cfg.ckpt_dir / "teacher_probs.pt"
+    key = {"teachers": list(cfg.teacher), "mirror": cfg.teacher_mirror, "temperature": cfg.temperature,
+           "faces": len(images)}
+    if path.exists():
+        saved = torch.load(path, map_location=cfg.device, weights_only=False)
+        if saved.get("key") == key:
+            return saved["probs"]
+    t0 = time.time()
+    probs = teacher_probs_once(teachers, images, cfg)
+    _atomic_save({"key": key, "probs": probs}, path)
+    log(cfg, f"the teachers read the {len(images)} training faces once ({time.time() - t0:.0f}s)")
+    return probs
+
+
 def train_epoch(cfg: TrainConfig, net, opt, images, soft_targets, labels, epoch: int, steps_per_epoch: int,
                 ema_net=None, teachers=(), teacher_probs=None):
     """One pass over the training split; returns (summed loss, correct count). Seeded by (seed, epoch).
@@ -264,9 +281,7 @@ def train(cfg: TrainConfig) -> dict:
     labels = torch.from_numpy(train_set.labels).to(cfg.device)
     teacher_probs = None
     if teachers and cfg.teacher_once:
-        t0 = time.time()
-        teacher_probs, teachers = teacher_probs_once(teachers, images, cfg), []
-        log(cfg, f"the teachers read the {len(images)} training faces once ({time.time() - t0:.0f}s)")
+        teacher_probs, teachers = _cached_teacher_probs(cfg, teachers, images), []
     for epoch in range(state["epoch"] + 1, cfg.epochs + 1):
         t0 = time.time()
         total_loss, correct = train_epoch(cfg, net, opt, images, soft_targets, labels, epoch, steps_per_epoch,
