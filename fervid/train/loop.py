@@ -231,8 +231,10 @@ def train_epoch(cfg: TrainConfig, net, opt, images, soft_targets, labels, epoch:
             logits = net(nets.normalise(x)).float()
         loss = torch.sum(-y * F.log_softmax(logits, 1), 1).mean()
         if teachers or t is not None:
-            t = t.log() if t is not None else teacher_log_probs(teachers, x, cfg.temperature, cfg.teacher_mirror,
-                                                                autocast)
+            if t is None:
+                t = teacher_log_probs(teachers, x, cfg.temperature, cfg.teacher_mirror, autocast)
+            else:
+                t = t.clamp_min(1e-12).log()  # a probability rounded to 0 would make the loss nan
             soft = F.kl_div(F.log_softmax(logits / cfg.temperature, 1), t, log_target=True,
                             reduction="batchmean") * cfg.temperature ** 2
             loss = (1 - cfg.distill) * loss + cfg.distill * soft
