@@ -177,9 +177,9 @@ def teacher_probs_once(teachers, images: torch.Tensor, cfg: TrainConfig, batch: 
     """The teachers' probabilities at the distillation temperature for every unaugmented training
     face, computed once: distillation then costs no teacher pass per step (a mirror-averaged
     teacher is unchanged by the flips of augmentation; shifts, turns and erasing it does not see)."""
-    off = torch.autocast("cuda", dtype=torch.bfloat16, enabled=images.device.type == "cuda")
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=images.device.type == "cuda")
     return torch.cat([teacher_log_probs(teachers, images[i:i + batch].float().unsqueeze(1), cfg.temperature,
-                                        cfg.teacher_mirror, off).exp()
+                                        cfg.teacher_mirror, autocast).exp()
                       for i in range(0, len(images), batch)])
 
 
@@ -188,7 +188,7 @@ def _cached_teacher_probs(cfg: TrainConfig, teachers, images: torch.Tensor) -> t
     the faces again (minutes on a CPU); recomputed when the teachers or their reading differ."""
     path = cfg.ckpt_dir / "teacher_probs.pt"
     key = {"teachers": list(cfg.teacher), "mirror": cfg.teacher_mirror, "temperature": cfg.temperature,
-           "faces": len(images)}
+           "data": cfg.data, "faces": len(images)}
     if path.exists():
         saved = torch.load(path, map_location=cfg.device, weights_only=False)
         if saved.get("key") == key:
@@ -230,11 +230,11 @@ def train_epoch(cfg: TrainConfig, net, opt, images, soft_targets, labels, epoch:
         with autocast:
             logits = net(nets.normalise(x)).float()
         loss = torch.sum(-y * F.log_softmax(logits, 1), 1).mean()
-        if teachers or t is not None:
-            if t is None:
-                t = teacher_log_probs(teachers, x, cfg.temperature, cfg.teacher_mirror, autocast)
-            else:
-                t = t.clamp_min(1e-12).log()  # a probability rounded to 0 would make the loss nan
+        if teachers:
+            t = teacher_log_probs(teachers, x, cfg.temperature, cfg.teacher_mirror, autocast)
+        elif t is not None:
+            t = t.clamp_min(1e-12).log()  # a probability rounded to 0 would make the loss nan
+        if t is not None:
             soft = F.kl_div(F.log_softmax(logits / cfg.temperature, 1), t, log_target=True,
                             reduction="batchmean") * cfg.temperature ** 2
             loss = (1 - cfg.distill) * loss + cfg.distill * soft
