@@ -142,6 +142,20 @@ def test_quantized_copy_honours_the_contract_and_stays_close_to_its_source(tmp_p
     assert draft["private_test_accuracy"] == "not measured" and draft["public_test_accuracy"] != "not measured"
 
 
+@pytest.mark.parametrize("arch, head", [("mini_xception", ["/net/head/Conv", "/net/ReduceMean", "/Softmax"]),
+                                        ("resnet_s", ["/net/ReduceMean", "/net/head/head.1/Gemm", "/Softmax"])])
+def test_quantisation_keeps_the_first_convolution_and_the_head_in_float(tmp_path, arch, head):
+    import onnx
+
+    from fervid.train.quantize import float_nodes
+
+    net = nets.build(arch).eval()
+    export_onnx(net, tmp_path / "m.onnx", {"architecture": arch})
+    nodes = float_nodes(onnx.load(str(tmp_path / "m.onnx")))
+    # The class maps' convolution is head; a ResNet's last block is not (in resnet_m a fifth of the work).
+    assert nodes[0] == "/net/stem/stem.0/Conv" and nodes[1:] == head
+
+
 def test_distillation_with_mixup_and_erasing_trains_and_says_so(tmp_path):
     from fervid.train.loop import random_erase
 

@@ -1,8 +1,8 @@
 """8-bit copies of contract models: the same network at about twice the crops per second on a CPU.
 
 Static quantisation (weights per channel, activations calibrated on FER-2013 *Training* faces, never
-on a test split), in ONNX Runtime's operator format (QLinearConv), the first and the last
-convolutions kept in float. On fcn these choices were made on PublicTest (bench numbers in
+on a test split), in ONNX Runtime's operator format (QLinearConv), the first convolution and the
+head kept in float. On fcn these choices were made on PublicTest (bench numbers in
 models/README.md): QDQ 65.17% at 1,942 crops/s, the first convolution in float 65.28% at 2,162,
 operator format with it 65.31% at 2,201. The copy is a new model, scored afresh
 (``fervid.train.derive``). Needs the train extra (onnx).
@@ -19,17 +19,25 @@ import onnx
 
 from fervid import datasets
 from fervid.classify import Classifier
+from fervid.labels import NUM_CLASSES
 from fervid.modelfile import save_with_metadata
 from fervid.train.derive import score_splits
 
 
 def float_nodes(proto: onnx.ModelProto) -> list[str]:
     """Nodes left in float: the first convolution (one input channel: 8 bits save no time there
-    and cost accuracy), and the last one with everything after it (8-bit logits or probabilities
-    would come out in coarse steps of 1/255; that part of the network is a tiny share of the work)."""
+    and cost accuracy), and the head: the global pooling and everything after it, and before it
+    the convolution to the 7 class maps where there is one (fcn, mini_xception). 8-bit logits or
+    probabilities would come out in coarse steps of 1/255; the head is a tiny share of the work.
+    (A ResNet's last convolution is not its head: in resnet_m it is a fifth of the work.)"""
     nodes = list(proto.graph.node)
+    out_channels = {t.name: t.dims[0] for t in proto.graph.initializer if t.dims}
     convs = [i for i, n in enumerate(nodes) if n.op_type == "Conv"]
-    return [nodes[convs[0]].name] + [n.name for n in nodes[convs[-1]:]]
+    pools = [i for i, n in enumerate(nodes) if n.op_type in ("GlobalAveragePool", "ReduceMean")]
+    head = pools[-1] if pools else convs[-1]
+    if out_channels.get(nodes[convs[-1]].input[1]) == NUM_CLASSES:
+        head = min(head, convs[-1])
+    return [nodes[convs[0]].name] + [n.name for n in nodes[head:]]
 
 
 def quantize(model: str | os.PathLike, data: str, out: str | os.PathLike, calibration: int = 1024, seed: int = 0,
@@ -64,7 +72,7 @@ def quantize(model: str | os.PathLike, data: str, out: str | os.PathLike, calibr
                         nodes_to_exclude=float_nodes(onnx.load(str(pre))))
         meta = {**source.info.metadata,
                 "quantized_from": Path(model).name,
-                "quantization": f"static int8 (QLinearConv, per-channel weights; first and last convolutions in "
+                "quantization": f"static int8 (QLinearConv, per-channel weights; first convolution and head in "
                                 f"float), activations calibrated on "
                                 f"{len(faces)} {Path(data).name} Training faces",
                 "source_public_test_accuracy": source.info.metadata.get("public_test_accuracy", "unknown"),
