@@ -172,12 +172,17 @@ def teacher_log_probs(teachers, x: torch.Tensor, temperature: float, mirror: boo
     return torch.logsumexp(logp, 0) - math.log(len(logp))
 
 
+def _autocast(device: torch.device):
+    """bfloat16 on a GPU; a CPU stays in float32, where runs are tested bit-for-bit on resume."""
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
 @torch.no_grad()
 def teacher_probs_once(teachers, images: torch.Tensor, cfg: TrainConfig, batch: int = 512) -> torch.Tensor:
     """The teachers' probabilities at the distillation temperature for every unaugmented training
     face, computed once: distillation then costs no teacher pass per step (a mirror-averaged
     teacher is unchanged by the flips of augmentation; shifts, turns and erasing it does not see)."""
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=images.device.type == "cuda")
+    autocast = _autocast(images.device)
     return torch.cat([teacher_log_probs(teachers, images[i:i + batch].float().unsqueeze(1), cfg.temperature,
                                         cfg.teacher_mirror, autocast).exp()
                       for i in range(0, len(images), batch)])
@@ -209,7 +214,7 @@ def train_epoch(cfg: TrainConfig, net, opt, images, soft_targets, labels, epoch:
     order = torch.randperm(len(images), generator=gen).to(images.device)
     total_loss = torch.zeros((), device=images.device)
     correct = torch.zeros((), dtype=torch.long, device=images.device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=images.device.type == "cuda")
+    autocast = _autocast(images.device)
     bar = tqdm(range(0, len(order), cfg.batch_size), desc=f"epoch {epoch}/{cfg.epochs}",
                disable=cfg.quiet, leave=False, unit="batch")
     for step, i in enumerate(bar):
