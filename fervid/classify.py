@@ -18,7 +18,7 @@ from fervid.errors import ModelError
 from fervid.labels import EMOTIONS, NUM_CLASSES
 
 MODELS_DIR = models_dir()
-DEFAULT_MODEL = "resnet_s_x3kd_int8"  # three resnet_s in 8 bits (seeds 0, 1 and one distilled), averaged: 69.07% on PublicTest, ~2,500 crops/s
+DEFAULT_MODEL = "resnet_ms_x3_int8"  # resnet_m and two resnet_s in 8 bits, averaged: 69.49% on PublicTest, ~2,300 crops/s
 # FER-2013's framing relative to BlazeFace's box: BlazeFace (full range) run on 1,500 FER-2013
 # Training faces padded into a larger canvas finds boxes whose side is 1/1.15 of the image side
 # (IQR 1.05-1.27), centred 0.03 box heights below the image centre. bench/calibrate_crop.py measures it.

@@ -158,7 +158,7 @@ def _common(f):
     opts = [
         click.argument("inputs", nargs=-1, required=True, type=click.Path()),
         click.option("--model", default=None, help="Emotion model: a name in models/ or a path to an .onnx file. "
-                     "[default: resnet_s_x3kd_int8, three small ResNets in 8 bits, averaged]"),
+                     "[default: resnet_ms_x3_int8, three ResNets in 8 bits, averaged]"),
         click.option("--every", default=1, show_default=True, help="Analyse one frame in N (annotate holds the last result between)."),
         click.option("--fps", "sample_fps", type=float, default=None, help="Analyse about F frames per second (overrides --every)."),
         click.option("--min-face", default=20, show_default=True, help="Ignore faces smaller than this many pixels."),
