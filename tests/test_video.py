@@ -142,6 +142,29 @@ def test_parse_report_reads_rotation_and_audio():
     assert info.fps == Fraction(30000, 1001) and info.audio_codec == "aac" and info.pix_fmt == "yuv420p"
 
 
+def test_the_default_video_stream_is_read_not_a_picture_listed_before_it(tmp_path):
+    clip = make_video(tmp_path / "clip.mp4", size="160x120", seconds=1.0)
+    still = tmp_path / "cover.png"
+    ffmpeg("-f", "lavfi", "-i", "color=red:size=64x64", "-frames:v", "1", str(still))
+    both = tmp_path / "both.mkv"  # stream 0: a one-frame picture; stream 1: the video, marked default
+    ffmpeg("-i", str(still), "-i", str(clip), "-map", "0", "-map", "1", "-c", "copy",
+           "-disposition:v:0", "0", "-disposition:v:1", "default", str(both))
+    info, dec = open_video(both, pix_fmt="gray")
+    assert (info.stream, info.width, info.height) == (1, 160, 120)
+    frames = list(dec)
+    assert len(frames) == 25 and frames[0].image.shape == (120, 160)
+
+
+def test_parse_report_skips_cover_art():
+    report = """Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'x.mp4':
+  Duration: 00:00:02.00, start: 0.000000, bitrate: 300 kb/s
+  Stream #0:0[0x0]: Video: mjpeg (Baseline), yuvj420p(pc, bt470bg/unknown/unknown), 600x600, 90k tbr, 90k tbn (attached pic)
+  Stream #0:1[0x1](und): Video: h264 (High) (avc1 / 0x31637661), yuv420p(progressive), 320x240, 25 fps, 25 tbr, 12800 tbn
+"""
+    info = parse_report(report, "x.mp4")
+    assert (info.stream, info.width, info.height, info.codec) == (1, 320, 240, "h264")
+
+
 @pytest.mark.parametrize("odd", [False, True])  # odd: the I420 planes are padded to even
 def test_rgb_resized_from_i420_matches_converting_first(tmp_path, odd):
     """Shrinking the YUV planes before the colour conversion gives the picture that converting

@@ -135,7 +135,7 @@ class Decoder:
         self.wait_s = 0.0  # time the consumer spent waiting for ffmpeg: decoding that did not overlap
 
     def command(self) -> list[str]:
-        stream = ffmpeg.input(self.info.path, threads=self.threads or 2)["v:0"]
+        stream = ffmpeg.input(self.info.path, threads=self.threads or 2)[str(self.info.stream)]
         if self.every > 1:
             stream = stream.filter("select", f"not(mod(n,{self.every}))")  # ffmpeg-python escapes the comma
         if self.pix_fmt == "yuv420p":

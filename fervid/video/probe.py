@@ -46,6 +46,7 @@ class VideoInfo:
     pix_fmt: str
     audio_codec: str | None
     container: str
+    stream: int = 0  # index of the video stream fervid reads, in the file (ffmpeg's -map 0:N)
 
     @property
     def estimated_frames(self) -> int | None:
@@ -90,9 +91,11 @@ def probe(path: str | Path) -> VideoInfo:
 
 
 def parse_report(report: str, path: str) -> VideoInfo:
-    """Parse the stream summary of ``ffmpeg -i``; the first video stream is the one fervid reads."""
+    """Parse the stream summary of ``ffmpeg -i``. fervid reads one video stream: the first marked
+    default, else the first; never cover art (an attached picture), which some files list first."""
     lines = report.splitlines()
-    video_line = next((ln for ln in lines if _VIDEO.search(ln) and "attached pic" not in ln), None)
+    videos = [ln for ln in lines if _VIDEO.search(ln) and "attached pic" not in ln]
+    video_line = next((ln for ln in videos if "(default)" in ln), videos[0] if videos else None)
     if video_line is None:
         if any(_AUDIO.search(ln) for ln in lines):
             cause = "it has audio but no video stream"
@@ -102,7 +105,7 @@ def parse_report(report: str, path: str) -> VideoInfo:
             cause = _plain_cause(report) or (tail[-1] if tail else "ffmpeg found no video stream")
         raise VideoError(f"{path}: not a readable video ({cause})")
     m = _VIDEO.search(video_line)
-    codec, rest = m.group(2), m.group(3)
+    index, codec, rest = int(m.group(1)), m.group(2), m.group(3)
     size = _SIZE.search(rest)
     if not size:
         raise VideoError(f"{path}: the video stream has no frame size (ffmpeg says: {video_line.strip()})")
@@ -131,7 +134,7 @@ def parse_report(report: str, path: str) -> VideoInfo:
         raise VideoError(f"{path}: a still image ({codec}), not a video")
     return VideoInfo(path=path, width=w, height=h, coded_width=cw, coded_height=ch, rotation=rotation, fps=fps,
                      duration=duration, start_time=start or 0.0, codec=codec, pix_fmt=pix.group(1) if pix else "",
-                     audio_codec=audio, container=container)
+                     audio_codec=audio, container=container, stream=index)
 
 
 def _parse_rate(text: str) -> Fraction:
