@@ -165,6 +165,21 @@ def test_parse_report_skips_cover_art():
     assert (info.stream, info.width, info.height, info.codec) == (1, 320, 240, "h264")
 
 
+def test_damage_reported_inside_a_showinfo_line_is_not_lost(tmp_path):
+    """Seen in CI: ffmpeg's demuxer thread wrote its complaint into the middle of showinfo's line."""
+    import io
+    import queue
+
+    info = probe(make_video(tmp_path / "a.mp4", seconds=0.2))
+    dec, times = Decoder(info), queue.Queue()
+    stderr = (b"[Parsed_showinfo_1 @ 0x7f] n:  22 pts:  11264 pts_time:0.88    duration:    512 "
+              b"fmt:yuvj420p iskey:0 type:P stream 0, offset 0xe53d: partial file\n"
+              b"[Parsed_showinfo_1 @ 0x7f] n:  23 pts:  11776 pts_time:0.92    duration:    512\n")
+    dec._read_stderr(io.BytesIO(stderr), times)
+    assert [times.get_nowait() for _ in range(3)] == [0.88, 0.92, None]
+    assert dec.report.damaged and dec.report.cause == "the file ends early, probably truncated"
+
+
 @pytest.mark.parametrize("odd", [False, True])  # odd: the I420 planes are padded to even
 def test_rgb_resized_from_i420_matches_converting_first(tmp_path, odd):
     """Shrinking the YUV planes before the colour conversion gives the picture that converting

@@ -225,7 +225,10 @@ class Decoder:
             if m:
                 pts = m.group(3)
                 times.put(float(pts) if pts not in ("NOPTS", "nan") else float("nan"))
-            elif line and "Parsed_showinfo" not in line and any(k in line.lower() for k in _DAMAGE + ("error",)):
+            # ffmpeg's threads share stderr and showinfo writes its line in pieces, so the demuxer's
+            # "partial file" can land inside a showinfo line: those are searched too (damage words only).
+            words = _DAMAGE if "Parsed_showinfo" in line else _DAMAGE + ("error",)
+            if line and any(k in line.lower() for k in words):
                 tail.append(line)
         self.report.messages = list(tail)
         times.put(None)
