@@ -78,6 +78,11 @@ def count_frames(path: Path) -> int:
     return sum(1 for _ in dec)
 
 
+def decode_only(path: Path) -> list[str]:
+    """The floor: ffmpeg decoding the video stream and throwing the frames away."""
+    return [ffmpeg(), "-v", "error", "-i", str(path), "-map", "0:v:0", "-f", "null", "-"]
+
+
 def median_run(cmd, runs):
     results = [timed(cmd) for _ in range(runs)]
     return statistics.median(r[0] for r in results), max(r[1] for r in results)
@@ -86,7 +91,7 @@ def median_run(cmd, runs):
 def bench_clip(path: Path, runs: int, tmp: Path, fer_python: str | None) -> dict:
     frames = count_frames(path)
     row = {"clip": path.name, "frames": frames}
-    floor, _ = median_run([ffmpeg(), "-v", "error", "-i", str(path), "-map", "0:v:0", "-f", "null", "-"], runs)
+    floor, _ = median_run(decode_only(path), runs)
     row["floor_fps"] = frames / floor
     fervid = [sys.executable, "-m", "fervid"]
     wall, rss = median_run([*fervid, "timeline", str(path), "--csv", str(tmp / "t.csv"), "-q", "--overwrite"], runs)
@@ -197,7 +202,7 @@ def main() -> None:
                 src = make_loop(SHARED / CLIPS[0], minutes, Path(tmp) / f"loop{minutes}.mp4")
                 n = probe(src).estimated_frames  # from the header: decoding 20 minutes to count is slow
                 # The loop's own floor: the short clip's includes ffmpeg's start-up, a long one's does not.
-                floor, _ = timed([ffmpeg(), "-v", "error", "-i", str(src), "-map", "0:v:0", "-f", "null", "-"])
+                floor, _ = timed(decode_only(src))
                 wall, rss = timed([sys.executable, "-m", "fervid", "timeline", str(src), "--csv",
                                    str(Path(tmp) / "l.csv"), "-q", "--overwrite"])
                 print(f"| {minutes:g} min | {n} | {n / floor:.0f} | {n / wall:.1f} ({floor / wall:.2f}x) | {rss:.0f} |")
