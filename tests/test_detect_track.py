@@ -132,7 +132,7 @@ def test_idle_tiles_are_scanned_in_turn_and_all_after_reset(monkeypatch):
     det = FaceDetector(DetectorSettings(tiles="2x2", tile_refresh=3))
     calls = []
 
-    def fake_run(image, box):
+    def fake_run(model, image, box):
         dx, dy = box[:2]
         calls.append((dx, dy))
         return [Detection(dx + 5, dy + 5, 20, 20, 0.9)] if (dx, dy) == (0, 0) else []
@@ -152,6 +152,25 @@ def test_idle_tiles_are_scanned_in_turn_and_all_after_reset(monkeypatch):
     det.detect(frame)
     assert len(calls) == 5
     det.close()
+
+
+def test_two_workers_find_exactly_what_one_finds():
+    """The tiles of a big frame shared by two threads: the same faces, boxes and scores, pass for pass."""
+    import cv2
+
+    face = cv2.cvtColor(cv2.imread(str(EXAMPLE_IMAGE)), cv2.COLOR_BGR2RGB)
+    frame = np.full((1080, 1920, 3), 90, np.uint8)  # a crowd of the example face at several sizes
+    for i, side in enumerate((60, 90, 130, 200, 300)):
+        x, y = 40 + i * 370, 100 + (i % 2) * 500
+        frame[y:y + side, x:x + side] = cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA)
+    one = FaceDetector(DetectorSettings(tile_refresh=3))
+    two = FaceDetector(DetectorSettings(tile_refresh=3), workers=2)
+    for _ in range(4):  # the idle tiles' turns too
+        a, b = one.detect(frame), two.detect(frame)
+        assert len(a) >= 3 and a == b
+    assert one.passes == two.passes and len(two._models) == 2
+    one.close()
+    two.close()
 
 
 @pytest.mark.parametrize("moving", [False, True])
