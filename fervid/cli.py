@@ -32,7 +32,7 @@ def main() -> None:
 
 
 @main.command(short_help="Train a paper CNN on FER-2013 (needs fervid[train]).")
-@click.option("--arch", type=click.Choice(["mini_xception", "fcn", "resnet_s", "resnet_m", "resnet18"]), required=True,
+@click.option("--arch", type=click.Choice(["mini_xception", "mini_xception_52", "fcn", "resnet_s", "resnet_m", "resnet18"]), required=True,
               help="Network: the paper's mini_xception and fcn; resnet18 (a teacher), resnet_m and resnet_s (students).")
 @click.option("--data", required=True, type=click.Path(), help="fer2013.csv(.gz) or an image-folder tree (train/, test/).")
 @click.option("--ferplus", type=click.Path(), default=None, help="FER+ votes (fer2013new.csv) to blend in as soft labels.")

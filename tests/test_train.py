@@ -14,7 +14,8 @@ from fervid.train.export import export_onnx  # noqa: E402
 from fervid.train.loop import TrainConfig, train  # noqa: E402
 
 
-@pytest.mark.parametrize("arch, lo, hi", [("mini_xception", 50_000, 65_000), ("fcn", 500_000, 700_000),
+@pytest.mark.parametrize("arch, lo, hi", [("mini_xception", 50_000, 65_000), ("mini_xception_52", 50_000, 65_000),
+                                          ("fcn", 500_000, 700_000),
                                           ("resnet_s", 500_000, 1_000_000), ("resnet_m", 2_000_000, 3_500_000),
                                           ("resnet18", 10_000_000, 12_000_000)])
 def test_parameter_counts_and_shapes(arch, lo, hi):
@@ -23,7 +24,7 @@ def test_parameter_counts_and_shapes(arch, lo, hi):
     assert net(torch.zeros(3, 1, 48, 48)).shape == (3, 7)
 
 
-@pytest.mark.parametrize("arch", ["mini_xception", "fcn", "resnet_s"])
+@pytest.mark.parametrize("arch", ["mini_xception", "mini_xception_52", "fcn", "resnet_s"])
 def test_onnx_agrees_with_torch(tmp_path, arch):
     torch.manual_seed(0)
     net = nets.build(arch).eval()
@@ -37,6 +38,15 @@ def test_onnx_agrees_with_torch(tmp_path, arch):
     with torch.no_grad():
         torch_p = nets.ContractModel(net)(torch.from_numpy(x).float().unsqueeze(1)).numpy()
     assert np.abs(ort_p - torch_p).max() < 1e-4
+
+
+def test_enlarged_mini_xception_takes_the_same_weights_and_48_pixel_faces():
+    small, big = nets.build("mini_xception"), nets.build("mini_xception_52")
+    big.load_state_dict(small.state_dict())  # a warm start from the 48-pixel network
+    seen = []
+    big.stem.register_forward_hook(lambda module, args, out: seen.append(tuple(out.shape)) and None)
+    assert big.eval()(torch.zeros(2, 1, 48, 48)).shape == (2, 7)
+    assert seen == [(2, 8, 52, 52)]
 
 
 def test_smoke_training_run_yields_a_contract_model_and_resumes(tmp_path):
