@@ -159,7 +159,9 @@ class FaceDetector:
             self._models.append(self._load())
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self._workers - 1, thread_name_prefix="fervid-detect")
-        share = lambda k: [self._run(self._models[k], image, b) for b in boxes[k::n]]  # noqa: E731
+        def share(k: int) -> list[list[Detection]]:
+            return [self._run(self._models[k], image, b) for b in boxes[k::n]]
+
         futures = [self._pool.submit(share, k) for k in range(1, n)]
         parts = [share(0)] + [f.result() for f in futures]
         out: list[list[Detection]] = [[] for _ in boxes]
@@ -174,15 +176,15 @@ class FaceDetector:
         if (w, h) not in self._grid:
             cols, rows = tile_grid(w, h, self.settings.tiles)
             self._grid[(w, h)] = tiles(w, h, cols, rows, self.settings.tile_overlap)
-        refresh = max(1, self.settings.tile_refresh)
+        grid, refresh = self._grid[(w, h)], max(1, self.settings.tile_refresh)
         scan = []
-        for i, tile in enumerate(self._grid[(w, h)]):
+        for i in range(len(grid)):
             idle = self._idle.get(i)
             if idle is None or idle < refresh or (self._calls + i) % refresh == 0:
                 scan.append(i)
             else:
                 self._idle[i] = idle + 1
-        found = self._scan(image, [(0, 0, w, h)] + [self._grid[(w, h)][i] for i in scan])
+        found = self._scan(image, [(0, 0, w, h)] + [grid[i] for i in scan])
         dets = found[0]
         for i, tile_dets in zip(scan, found[1:]):
             dets += tile_dets
