@@ -59,6 +59,9 @@ def main() -> None:
 @click.option("--teacher-once", is_flag=True,
               help="The teachers read each unaugmented training face once, before training: no teacher passes per step.")
 @click.option("--temperature", default=4.0, show_default=True, help="Distillation temperature.")
+@click.option("--private-test/--no-private-test", default=True, show_default=True,
+              help="Measure PrivateTest for the chosen epoch at the end. Off for a run that may not be the "
+                   "one you ship; measure it once later with fervid evaluate --split PrivateTest --record.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
 def train(verbose: bool, **kwargs) -> None:

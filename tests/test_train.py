@@ -67,6 +67,16 @@ def test_smoke_training_run_yields_a_contract_model_and_resumes(tmp_path):
     assert "resumed from" in log and "epoch   2/2" in log
 
 
+def test_a_run_that_may_not_be_final_leaves_private_test_unmeasured(tmp_path):
+    data = fer_csv(tmp_path / "fer.csv", {"Training": 70, "PublicTest": 14, "PrivateTest": 14})
+    out = tmp_path / "m.onnx"
+    meta = train(TrainConfig(arch="mini_xception", data=str(data), out=str(out), epochs=1, batch_size=32, quiet=True,
+                             private_test=False))
+    assert meta["private_test_accuracy"] == "not measured"
+    assert Classifier(str(out)).info.metadata["private_test_accuracy"] == "not measured"
+    assert "PrivateTest not measured" in (tmp_path / "m.ckpt" / "train.log").read_text()
+
+
 def test_training_is_deterministic(tmp_path):
     data = fer_csv(tmp_path / "fer.csv", {"Training": 70, "PublicTest": 14, "PrivateTest": 14})
     results = []

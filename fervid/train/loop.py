@@ -48,6 +48,7 @@ class TrainConfig:
     temperature: float = 4.0
     teacher_mirror: bool = False  # the teachers read each face and its mirror image (as the shipped default does)
     teacher_once: bool = False  # the teachers read each unaugmented face once, before training (no teacher passes per step)
+    private_test: bool = True  # measure PrivateTest for the chosen epoch at the end (off for runs that may not be final)
     quiet: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -320,7 +321,8 @@ def finalise(cfg: TrainConfig, data: datasets.FerData) -> dict:
     state = ckpt["state"]
     full = torch.load(cfg.ckpt_dir / "last.pt", map_location="cpu", weights_only=False)["state"]
     has_private = "PrivateTest" in data.usage
-    private_acc = evaluate(net, data.split("PrivateTest"), "cpu")[1] if has_private else None
+    measure = has_private and cfg.private_test
+    private_acc = evaluate(net, data.split("PrivateTest"), "cpu")[1] if measure else None
     public_acc = state["best_acc"]
     meta = {
         "architecture": cfg.arch,
