@@ -171,7 +171,10 @@ def test_interrupt_then_rerun_finishes(tmp_path, face_video, sig, jobs):
     src = _batch_dir(tmp_path, face_video)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "fervid", "annotate", str(src), "-o", str(out), "-q", "-j", str(jobs)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    # Ctrl-C's default action restored: a test run started in the background of a non-interactive
+    # shell (``bash .ci/run &``) hands its children SIGINT ignored, and Python then keeps it so.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while time.time() < deadline and not (out.exists() and list(out.glob(".*part*"))):
         time.sleep(0.05)  # wait until a part file is being written
