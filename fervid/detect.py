@@ -159,6 +159,7 @@ class FaceDetector:
             self._models.append(self._load())
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self._workers - 1, thread_name_prefix="fervid-detect")
+
         def share(k: int) -> list[list[Detection]]:
             return [self._run(self._models[k], image, b) for b in boxes[k::n]]
 
