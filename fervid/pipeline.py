@@ -45,7 +45,7 @@ class Settings:
     coast: float = 0.5  # seconds a lost face keeps its predicted box
     activation: float = 0.0  # detector score a face needs to start a track (weaker ones only extend tracks)
     device: str = "cpu"
-    threads: int = 0  # classifier threads; 0: one (the detector has the other core)
+    threads: int = 0  # classifier threads; 0: one, and two detector threads on tiled frames (one job)
     tta: bool = False  # average each crop with its mirror image
 
     def as_dict(self) -> dict:
@@ -64,11 +64,10 @@ class Models:
 
     @classmethod
     def load(cls, settings: Settings) -> "Models":
-        # One thread each by default: the detector runs beside the classifier, and one core each
+        # One ONNX Runtime thread each: the detector runs beside the classifier, and one core each
         # beat two threads contending (d6 timeline 1.88 s vs 1.95 s; the crowd 1.70 vs 1.72 s).
-        # With ``threads`` unset (one job), a tiled frame's detector passes also use a second thread:
-        # the classifier often waits for the detector on big frames with many faces. With
-        # parallel jobs (``threads`` set) the jobs fill the cores between them.
+        # With ``threads`` unset (one job) a tiled frame's detector passes are shared by two
+        # threads, for the classifier waits on big crowded frames; parallel jobs fill the cores anyway.
         classifier = Classifier(settings.model, settings.device, settings.threads or 1, settings.tta)
         workers = 1 if settings.threads else min(2, os.cpu_count() or 1)
         return cls(classifier, FaceDetector(settings.detector, workers=workers))
