@@ -32,7 +32,7 @@ def main() -> None:
 
 
 @main.command(short_help="Train a paper CNN on FER-2013 (needs fervid[train]).")
-@click.option("--arch", type=click.Choice(["mini_xception", "mini_xception_52", "fcn", "resnet_s", "resnet_m", "resnet18"]), required=True,
+@click.option("--arch", type=click.Choice(["mini_xception", "mini_xception_52", "mini_xception_144", "fcn", "resnet_s", "resnet_m", "resnet18"]), required=True,
               help="Network: the paper's mini_xception and fcn; resnet18 (a teacher), resnet_m and resnet_s (students).")
 @click.option("--data", required=True, type=click.Path(), help="fer2013.csv(.gz) or an image-folder tree (train/, test/).")
 @click.option("--ferplus", type=click.Path(), default=None, help="FER+ votes (fer2013new.csv) to blend in as soft labels.")
@@ -47,7 +47,8 @@ def main() -> None:
 @click.option("--threads", default=0, help="torch CPU threads (0: torch's default).")
 @click.option("--resume", type=click.Path(exists=True), default=None, help="Checkpoint (OUT.ckpt/last.pt) to go on from.")
 @click.option("--init", type=click.Path(exists=True), default=None,
-              help="Warm start: weights from a checkpoint or NAME.pt; fresh optimiser and schedule.")
+              help="Warm start: weights from a checkpoint or NAME.pt (of this network or a narrower copy of it, "
+                   "widened to compute the same function); fresh optimiser and schedule.")
 @click.option("--ema", default=0.0, show_default=True,
               help="Decay of an exponential moving average of the weights (e.g. 0.999); 0: off. The average is what is evaluated and exported.")
 @click.option("--erase", default=0.0, show_default=True, help="Probability of random erasing per training face.")

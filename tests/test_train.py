@@ -15,6 +15,7 @@ from fervid.train.loop import TrainConfig, train  # noqa: E402
 
 
 @pytest.mark.parametrize("arch, lo, hi", [("mini_xception", 50_000, 65_000), ("mini_xception_52", 50_000, 65_000),
+                                          ("mini_xception_144", 60_000, 65_000),
                                           ("fcn", 500_000, 700_000),
                                           ("resnet_s", 500_000, 1_000_000), ("resnet_m", 2_000_000, 3_500_000),
                                           ("resnet18", 10_000_000, 12_000_000)])
@@ -24,7 +25,24 @@ def test_parameter_counts_and_shapes(arch, lo, hi):
     assert net(torch.zeros(3, 1, 48, 48)).shape == (3, 7)
 
 
-@pytest.mark.parametrize("arch", ["mini_xception", "mini_xception_52", "fcn", "resnet_s"])
+def test_widening_warm_start_keeps_the_function_and_trains_the_new_channels():
+    torch.manual_seed(0)
+    narrow = nets.build("mini_xception")
+    for m in narrow.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+    wide = nets.build("mini_xception_144")
+    nets.load_widened(wide, narrow.state_dict())
+    x = torch.randn(4, 1, 48, 48)
+    with torch.no_grad():
+        assert torch.allclose(narrow.eval()(x), wide.eval()(x), atol=1e-6)
+    wide.train()(x).sum().backward()
+    assert wide.head.weight.grad[:, 128:].abs().sum() > 0  # the zeroed weights do learn
+    with pytest.raises(ValueError, match="does not fit"):
+        nets.load_widened(narrow, wide.state_dict())
+
+
+@pytest.mark.parametrize("arch", ["mini_xception", "mini_xception_52", "mini_xception_144", "fcn", "resnet_s"])
 def test_onnx_agrees_with_torch(tmp_path, arch):
     torch.manual_seed(0)
     net = nets.build(arch).eval()

@@ -268,7 +268,7 @@ def train(cfg: TrainConfig) -> dict:
     state = {"epoch": 0, "best_acc": -1.0, "best_epoch": 0, "history": [], "seconds": 0.0}
     cfg.ckpt_dir.mkdir(parents=True, exist_ok=True)
     if cfg.init:
-        net.load_state_dict(initial_weights(cfg.init))
+        nets.load_widened(net, initial_weights(cfg.init))
         log(cfg, f"warm start from the weights in {cfg.init}")
     ema_net = copy.deepcopy(net) if cfg.ema else None
     teachers = [load_teacher(path, cfg.device) for path in cfg.teacher]

@@ -88,7 +88,8 @@ class MiniXception(nn.Module):
 
 
 ARCHITECTURES = {"mini_xception": MiniXception, "fcn": FCN,
-                 "mini_xception_52": lambda: MiniXception(side=52)}
+                 "mini_xception_52": lambda: MiniXception(side=52),
+                 "mini_xception_144": lambda: MiniXception(widths=(16, 32, 64, 144))}
 
 
 def build(arch: str) -> nn.Module:
@@ -96,6 +97,27 @@ def build(arch: str) -> nn.Module:
         return ARCHITECTURES[arch]()
     except KeyError:
         raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}") from None
+
+
+def load_widened(net: nn.Module, narrow: dict) -> None:
+    """Warm-start ``net`` from the weights of a narrower copy of it, computing the same function.
+
+    Each tensor of ``narrow`` fills the leading corner of ``net``'s; the extra output channels keep
+    their random start, and the old outputs' weights from the extra input channels are zeroed, so
+    the old channels (and the logits) are unchanged until training uses the new ones (Net2Net's
+    widening, with zeros instead of copies)."""
+    own = net.state_dict()
+    for name, old in narrow.items():
+        new = own[name]
+        if old.shape == new.shape:
+            new.copy_(old)
+            continue
+        if old.dim() != new.dim() or any(o > n for o, n in zip(old.shape, new.shape)):
+            raise ValueError(f"{name}: {tuple(old.shape)} does not fit into {tuple(new.shape)}")
+        if new.dim() > 1:
+            new[: old.shape[0], old.shape[1]:] = 0
+        new[tuple(slice(0, n) for n in old.shape)] = old
+    net.load_state_dict(own)
 
 
 def count_parameters(net: nn.Module) -> int:
