@@ -33,7 +33,8 @@ def main() -> None:
 
 @main.command(short_help="Train a paper CNN on FER-2013 (needs fervid[train]).")
 @click.option("--arch", type=click.Choice(["mini_xception", "mini_xception_52", "mini_xception_144", "fcn", "resnet_s", "resnet_m", "resnet18"]), required=True,
-              help="Network: the paper's mini_xception and fcn; resnet18 (a teacher), resnet_m and resnet_s (students).")
+              help="Network: the paper's mini_xception (_144: its last block 144 wide, 64,599 parameters; _52: faces "
+                   "enlarged to 52 pixels) and fcn; resnet18 (a teacher), resnet_m and resnet_s (students).")
 @click.option("--data", required=True, type=click.Path(), help="fer2013.csv(.gz) or an image-folder tree (train/, test/).")
 @click.option("--ferplus", type=click.Path(), default=None, help="FER+ votes (fer2013new.csv) to blend in as soft labels.")
 @click.option("--out", required=True, type=click.Path(), help="ONNX file to write; checkpoints go to OUT.ckpt/.")
