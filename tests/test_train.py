@@ -159,6 +159,21 @@ def test_warm_start_with_weight_averaging_exports_the_average(tmp_path):
     assert torch.equal(exported["head.weight"], ckpt["ema"]["head.weight"])
 
 
+def test_warm_start_widens_a_narrower_network_and_refuses_another(tmp_path):
+    from fervid.errors import ModelError
+
+    data = fer_csv(tmp_path / "fer.csv", {"Training": 64, "PublicTest": 14, "PrivateTest": 14})
+    first = TrainConfig(arch="mini_xception", data=str(data), out=str(tmp_path / "a" / "m.onnx"), epochs=1,
+                        batch_size=32, quiet=True, private_test=False)
+    train(first)
+    narrow = str(tmp_path / "a" / "m.pt")
+    wide = train(TrainConfig(**{**first.__dict__, "arch": "mini_xception_144", "init": narrow,
+                                "out": str(tmp_path / "b" / "m.onnx")}))
+    assert wide["architecture"] == "mini_xception_144" and "warm start from" in wide["recipe"]
+    with pytest.raises(ModelError, match=r"--init .*m\.pt: not weights of this network .*--arch fcn"):
+        train(TrainConfig(**{**first.__dict__, "arch": "fcn", "init": narrow, "out": str(tmp_path / "c" / "m.onnx")}))
+
+
 def test_quantized_copy_honours_the_contract_and_stays_close_to_its_source(tmp_path):
     from fervid.train import guided
     from fervid.train.quantize import quantize

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from fervid import datasets
+from fervid.errors import ModelError
 from fervid.train import export, guided, nets
 
 
@@ -268,7 +269,10 @@ def train(cfg: TrainConfig) -> dict:
     state = {"epoch": 0, "best_acc": -1.0, "best_epoch": 0, "history": [], "seconds": 0.0}
     cfg.ckpt_dir.mkdir(parents=True, exist_ok=True)
     if cfg.init:
-        nets.load_widened(net, initial_weights(cfg.init))
+        try:
+            nets.load_widened(net, initial_weights(cfg.init))
+        except ValueError as err:
+            raise ModelError(f"--init {cfg.init}: {err} (--arch {cfg.arch})") from None
         log(cfg, f"warm start from the weights in {cfg.init}")
     ema_net = copy.deepcopy(net) if cfg.ema else None
     teachers = [load_teacher(path, cfg.device) for path in cfg.teacher]

@@ -107,6 +107,9 @@ def load_widened(net: nn.Module, narrow: dict) -> None:
     the old channels (and the logits) are unchanged until training uses the new ones (Net2Net's
     widening, with zeros instead of copies)."""
     own = net.state_dict()
+    if narrow.keys() != own.keys():
+        odd = sorted(narrow.keys() ^ own.keys())
+        raise ValueError(f"not weights of this network ({len(odd)} layers differ, e.g. {odd[0]})")
     for name, old in narrow.items():
         new = own[name]
         if old.shape == new.shape:
