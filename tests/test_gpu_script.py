@@ -38,7 +38,7 @@ def test_gpu_script_runs_end_to_end_on_a_cpu(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     last = done.stdout.strip().splitlines()[-4:]  # the script ends with each network's choice
     assert len(last) == 4 and all("chose epoch 1" in line for line in last)
-    for arch in ("resnet_m", "resnet_s", "mini_xception"):
+    for arch in ("resnet_m", "resnet_s", "mini_xception_144"):
         clf = Classifier(str(out / f"{arch}.onnx"))
         assert clf.info.metadata["architecture"] == arch
         assert clf.info.metadata["private_test_accuracy"] == "not measured"
