@@ -115,7 +115,7 @@ def load_widened(net: nn.Module, narrow: dict) -> None:
         if old.shape == new.shape:
             new.copy_(old)
             continue
-        if old.dim() != new.dim() or any(o > n for o, n in zip(old.shape, new.shape)):
+        if old.dim() != new.dim() or old.shape[2:] != new.shape[2:] or any(o > n for o, n in zip(old.shape, new.shape)):
             raise ValueError(f"{name}: {tuple(old.shape)} does not fit into {tuple(new.shape)}")
         if new.dim() > 1:
             new[: old.shape[0], old.shape[1]:] = 0
