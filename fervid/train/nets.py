@@ -112,10 +112,8 @@ def load_widened(net: nn.Module, narrow: dict) -> None:
         raise ValueError(f"not weights of this network ({len(odd)} layers differ, e.g. {odd[0]})")
     for name, old in narrow.items():
         new = own[name]
-        if old.shape == new.shape:
-            new.copy_(old)
-            continue
-        if old.dim() != new.dim() or old.shape[2:] != new.shape[2:] or any(o > n for o, n in zip(old.shape, new.shape)):
+        grows = old.dim() == new.dim() and old.shape[2:] == new.shape[2:]  # only channels may grow
+        if not grows or any(o > n for o, n in zip(old.shape, new.shape)):
             raise ValueError(f"{name}: {tuple(old.shape)} does not fit into {tuple(new.shape)}")
         if new.dim() > 1:
             new[: old.shape[0], old.shape[1]:] = 0
