@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections import deque
 
 
 def put_unless_stopped(q: queue.Queue, item, stop: threading.Event) -> bool:
@@ -15,3 +16,38 @@ def put_unless_stopped(q: queue.Queue, item, stop: threading.Event) -> bool:
         except queue.Full:
             continue
     return False
+
+
+class BytesQueue:
+    """A queue bounded by the bytes its items hold, not by their count; one item always fits.
+
+    Stretches of frames differ a hundredfold in size (five 1080p frames: 15 MB; five 480x480
+    ones: 1.7 MB). Bounded by count, small frames get too shallow a queue, and the two threads
+    wait on each other; bounded by bytes, small frames queue deeper while big ones keep memory flat."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._items: deque = deque()
+        self._bytes = 0
+        self._cond = threading.Condition()
+
+    def put(self, item, nbytes: int, stop: threading.Event) -> bool:
+        """Put ``item``, waiting while it does not fit; give up (False) once ``stop`` is set."""
+        with self._cond:
+            while self._items and self._bytes + nbytes > self.max_bytes and not stop.is_set():
+                self._cond.wait(0.2)
+            if stop.is_set():
+                return False
+            self._items.append((item, nbytes))
+            self._bytes += nbytes
+            self._cond.notify_all()
+            return True
+
+    def get(self):
+        with self._cond:
+            while not self._items:
+                self._cond.wait()
+            item, nbytes = self._items.popleft()
+            self._bytes -= nbytes
+            self._cond.notify_all()
+            return item

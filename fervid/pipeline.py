@@ -10,7 +10,6 @@ gets a result while the detector runs a few times a second.
 from __future__ import annotations
 
 import os
-import queue
 import threading
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
@@ -20,7 +19,7 @@ import numpy as np
 from fervid.classify import Classifier
 from fervid.boxes import iou_matrix
 from fervid.detect import DetectorSettings, FaceDetector
-from fervid.handoff import put_unless_stopped
+from fervid.handoff import BytesQueue
 from fervid.read import FaceReader, Stretch
 from fervid.records import FaceResult
 from fervid.shots import ShotCutDetector
@@ -107,6 +106,8 @@ class Analyzer:
     Runtime release the GIL, so on two cores the detector and the classifier work at once.
     """
 
+    queue_bytes = 12 << 20  # frames located and waiting to be read
+
     def __init__(self, settings: Settings, models: Models | None = None):
         self.settings = settings
         self._own = models is None  # models passed in belong to the caller, who closes them
@@ -124,22 +125,25 @@ class Analyzer:
         """Frames whose index is not a multiple of ``every`` pass through, in order, with ``None``.
         With ``keep_pixels`` False they come back without pixels (less memory when nothing draws)."""
         self.reader.keep_pixels = keep_pixels
-        plans: queue.Queue = queue.Queue(maxsize=1)
+        # Stretches wait here for the reading thread. Bounded by bytes: on a 480x480 clip four or
+        # so can wait, so the locating thread need not stop each time the classifier runs a batch
+        # (2-6% faster in alternating runs, the same rows); on 1080p one, as with a count of one.
+        plans = BytesQueue(self.queue_bytes)
         stop = threading.Event()
 
         def produce() -> None:
             source = iter(frames)
             try:
                 for plan in self._locate(source, fps, every):
-                    if not put_unless_stopped(plans, plan, stop):
+                    if not plans.put(plan, sum(f.image.nbytes for f, _, _ in plan), stop):
                         break
             except BaseException as err:  # handed to the calling thread, raised there
-                put_unless_stopped(plans, err, stop)
+                plans.put(err, 0, stop)
             finally:
                 close = getattr(source, "close", None)
                 if close:
                     close()  # stops ffmpeg if we stopped early
-                put_unless_stopped(plans, _END, stop)
+                plans.put(_END, 0, stop)
 
         worker = threading.Thread(target=produce, name="fervid-locate", daemon=True)
         worker.start()

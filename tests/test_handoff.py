@@ -1,0 +1,38 @@
+import threading
+import time
+
+from fervid.handoff import BytesQueue
+
+
+def test_bytes_queue_holds_small_items_deep_and_one_big_item_alone():
+    q, stop = BytesQueue(max_bytes=10), threading.Event()
+    assert all(q.put(i, 3, stop) for i in range(3))  # 9 bytes: three small items wait together
+    assert q.get() == 0 and q.get() == 1 and q.get() == 2  # in order
+    assert q.put("big", 100, stop)  # an empty queue takes any item, however big
+
+    blocked = threading.Event()
+
+    def put_small() -> None:
+        blocked.set()
+        q.put("small", 1, stop)
+
+    t = threading.Thread(target=put_small)
+    t.start()
+    blocked.wait()
+    time.sleep(0.05)
+    assert t.is_alive()  # no room while the big one waits
+    assert q.get() == "big"
+    t.join(timeout=2)
+    assert not t.is_alive() and q.get() == "small"
+
+
+def test_bytes_queue_put_gives_up_once_stopped():
+    q, stop = BytesQueue(max_bytes=1), threading.Event()
+    assert q.put("a", 1, stop)
+    result = []
+    t = threading.Thread(target=lambda: result.append(q.put("b", 1, stop)))
+    t.start()
+    time.sleep(0.05)
+    stop.set()  # the consumer left: the producer must not wait forever
+    t.join(timeout=2)
+    assert result == [False] and q.get() == "a"
