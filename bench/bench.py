@@ -12,6 +12,7 @@ time split per stage (from the JSON sidecar), and the classifiers alone in crops
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import statistics
@@ -156,6 +157,9 @@ def main() -> None:
     ap.add_argument("--fer-python", default=None, help="python of a venv with the PyPI fer package")
     ap.add_argument("--clips", nargs="*", default=None)
     args = ap.parse_args()
+    # fervid as its users run it: with its bytecode cached. Where PYTHONDONTWRITEBYTECODE is set
+    # (this project's machine sets it) every run would compile fervid's modules again first.
+    compileall.compile_dir(str(ROOT / "fervid"), quiet=1)
     clips = [Path(c) for c in args.clips] if args.clips else [SHARED / c for c in CLIPS]
     print(f"machine: {os.cpu_count()} cores; runs per number: {args.runs} (median)\n")
     rows = []
