@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -13,7 +13,7 @@ from fervid import forkserver
 from fervid.errors import FervidError
 from fervid.outputs import Outputs
 from fervid.pipeline import Models, Settings
-from fervid.runner import FileResult, process_file
+from fervid.runner import FileResult, open_input, process_file
 from fervid.video.encode import Encoding
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".gif", ".mpg", ".mpeg", ".wmv", ".flv",
@@ -95,11 +95,11 @@ def plan(inputs: list[tuple[Path, Path]], out: Path, single: bool, *, video: boo
 
 
 def _work(job: Job, settings: Settings, sample_fps: float | None, progress: bool,
-          models: Models | None = None) -> FileResult | None:
+          models: Models | None = None, opened: Future | None = None) -> FileResult | None:
     if _worker_stop is not None and _worker_stop.is_set():
         return None  # the batch was interrupted: take no new file
     return process_file(job.input, job.outputs, settings, sample_fps=sample_fps, progress=progress,
-                        models=models or _worker_models)
+                        models=models or _worker_models, opened=opened.result() if opened else None)
 
 
 # Set in each worker process by the pool's initializer (the per-process state fervid keeps): the
@@ -155,10 +155,20 @@ def run_batch(jobs: list[Job], settings: Settings, sample_fps: float | None = No
     if n_jobs <= 1 or len(todo) <= 1:
         own = models is None and bool(todo)
         models = Models.load(settings) if own else models
+        # The next file is opened (probed, its ffmpeg started) while this one is analysed.
+        opener = ThreadPoolExecutor(1, thread_name_prefix="fervid-open")
+        ahead: Future | None = None
         try:
-            for job in todo:
-                settle(job, lambda job=job: _work(job, settings, sample_fps, progress, models))
+            for i, job in enumerate(todo):
+                opened, ahead = ahead, None
+                if i + 1 < len(todo):
+                    nxt = todo[i + 1]
+                    ahead = opener.submit(open_input, nxt.input, nxt.outputs, settings, sample_fps, True)
+                settle(job, lambda job=job, opened=opened: _work(job, settings, sample_fps, progress, models, opened))
         finally:
+            if ahead is not None and not ahead.cancel() and ahead.exception() is None:
+                ahead.result().close()  # opened but never analysed: the batch was interrupted
+            opener.shutdown()
             if own:
                 models.close()
     else:

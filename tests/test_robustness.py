@@ -220,3 +220,33 @@ def test_unreadable_input_and_unwritable_output_messages(tmp_path, face_video, m
                         lambda path, mode, **kw: False if str(path) == str(ro) else real_access(path, mode, **kw))
     res = run("timeline", face_video, "--csv", ro / "t.csv", "-q")
     assert res.exit_code == 1 and "the output directory is not writable" in res.output
+
+
+def test_a_batch_opens_the_next_file_ahead_and_stops_it_when_interrupted(tmp_path, face_video, monkeypatch):
+    import shutil
+
+    import fervid.batch as batch
+    from fervid.pipeline import Settings
+
+    d = tmp_path / "in"
+    d.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        shutil.copy(face_video, d / name)
+    jobs = batch.plan(batch.expand_inputs([d], recursive=False), tmp_path / "out", single=False, timeline=True)
+    opened, real_open = [], batch.open_input
+
+    def spy(*args, **kwargs):
+        opened.append(real_open(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(batch, "open_input", spy)
+
+    def interrupted(*args, **kwargs):
+        time.sleep(0.3)  # while b.mp4 is being opened
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch, "process_file", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        batch.run_batch(jobs, Settings(), progress=False, on_event=lambda msg: None)
+    assert [o.decoder.info.path for o in opened] == [str(d / "b.mp4")]  # only the next one, ahead
+    assert opened[0].decoder.report.returncode is not None  # its ffmpeg was stopped

@@ -1,5 +1,6 @@
 """Probe, decode and encode on clips generated with ffmpeg: odd sizes, rotation tags, variable frame rate, audio."""
 
+import time
 from fractions import Fraction
 
 import numpy as np
@@ -64,6 +65,19 @@ def test_sampling_keeps_original_indices_and_times(tmp_path):
     frames = list(Decoder(info, every=5))
     assert [f.index for f in frames] == [0, 5, 10, 15, 20]
     assert [round(f.time_s, 3) for f in frames] == [0.0, 0.2, 0.4, 0.6, 0.8]
+
+
+def test_a_started_decoder_gives_the_same_frames_and_an_unused_one_stops(tmp_path):
+    info = probe(make_video(tmp_path / "a.mp4", rate="25", seconds=1))
+    plain = [(f.index, f.time_s, int(f.image.sum())) for f in Decoder(info, pix_fmt="yuv420p")]
+    early = Decoder(info, pix_fmt="yuv420p").start()  # as a batch opens its next file
+    time.sleep(0.2)  # ffmpeg decodes a few frames ahead, then waits for the reader
+    assert [(f.index, f.time_s, int(f.image.sum())) for f in early] == plain
+    assert early.report.returncode == 0
+    unused = Decoder(info, pix_fmt="yuv420p").start()
+    unused.close()
+    assert unused.report.returncode is not None  # ffmpeg stopped, not left waiting on its pipe
+    unused.close()  # closing twice is harmless
 
 
 def reencode(src, out):

@@ -133,6 +133,10 @@ class Decoder:
         self.prefetch = prefetch
         self.report = DecodeReport()
         self.wait_s = 0.0  # time the consumer spent waiting for ffmpeg: decoding that did not overlap
+        self._proc: subprocess.Popen | None = None
+        self._frames: queue.Queue = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
 
     def command(self) -> list[str]:
         stream = ffmpeg.input(self.info.path, threads=self.threads or 2)[str(self.info.stream)]
@@ -150,18 +154,42 @@ class Decoder:
             return ((h + 1) // 2 * 3, (w + 1) // 2 * 2)
         return (h, w) if self.pix_fmt == "gray" else (h, w, 3)
 
+    def start(self) -> "Decoder":
+        """Start ffmpeg now (iterating starts it otherwise): a batch starts the next file's decoder
+        while the current file is analysed, so that ffmpeg's start-up does not stall the pipeline.
+        ffmpeg then decodes a few frames ahead and waits."""
+        if self._proc is None:
+            # Its own session: Ctrl-C reaches fervid, which stops ffmpeg itself, cleanly and in order.
+            self._proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, bufsize=0, start_new_session=True)
+            _widen_pipe(self._proc.stdout)
+            times: queue.Queue = queue.Queue()
+            self._frames, self._stop = queue.Queue(maxsize=self.prefetch), threading.Event()
+            self._threads = [
+                threading.Thread(target=self._read_stderr, args=(self._proc.stderr, times), daemon=True),
+                threading.Thread(target=self._read_frames, args=(self._proc.stdout, times, self._frames, self._stop),
+                                 daemon=True)]
+            for t in self._threads:
+                t.start()
+        return self
+
+    def close(self, finished: bool = False) -> None:
+        """Stop ffmpeg (unless it ``finished`` the video) and the reader threads; safe to repeat."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        self._stop.set()
+        if not finished and proc.poll() is None:
+            proc.kill()  # the consumer stopped early, or never began
+        while not self._frames.empty():
+            self._frames.get_nowait()
+        self.report.returncode = proc.wait()
+        for t in self._threads:
+            t.join(timeout=5)
+
     def __iter__(self) -> Iterator[Frame]:
-        # Its own session: Ctrl-C reaches fervid, which stops ffmpeg itself, cleanly and in order.
-        proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, bufsize=0, start_new_session=True)
-        _widen_pipe(proc.stdout)
-        times: queue.Queue = queue.Queue()
-        frames: queue.Queue = queue.Queue(maxsize=self.prefetch)
-        stop = threading.Event()
-        threads = [threading.Thread(target=self._read_stderr, args=(proc.stderr, times), daemon=True),
-                   threading.Thread(target=self._read_frames, args=(proc.stdout, times, frames, stop), daemon=True)]
-        for t in threads:
-            t.start()
+        self.start()
+        frames = self._frames
         finished = False
         try:
             while True:
@@ -174,14 +202,7 @@ class Decoder:
                 yield frame
             finished = True
         finally:
-            stop.set()
-            if not finished and proc.poll() is None:
-                proc.kill()  # the consumer stopped early
-            while not frames.empty():
-                frames.get_nowait()
-            self.report.returncode = proc.wait()
-            for t in threads:
-                t.join(timeout=5)
+            self.close(finished)
 
     def _read_frames(self, pipe, times: queue.Queue, frames: queue.Queue, stop: threading.Event) -> None:
         shape = self._shape()
