@@ -80,6 +80,26 @@ def test_a_started_decoder_gives_the_same_frames_and_an_unused_one_stops(tmp_pat
     unused.close()  # closing twice is harmless
 
 
+def test_closing_a_decoder_ends_a_consumer_waiting_in_another_thread(tmp_path):
+    import threading
+
+    dec = Decoder(probe(make_video(tmp_path / "a.mp4", rate="25", seconds=8)), pix_fmt="yuv420p")
+    got = []
+
+    def consume():
+        for f in dec:
+            got.append(f.index)
+            time.sleep(0.01)
+
+    t = threading.Thread(target=consume)
+    t.start()
+    time.sleep(0.3)
+    dec.close()  # as a runner does when its file fails
+    t.join(timeout=5)
+    assert not t.is_alive() and 0 < len(got) < 200
+    assert dec.report.damaged  # stopped early: not the whole video
+
+
 def reencode(src, out):
     """Decode ``src`` and encode every frame to ``out``; returns the input's info and frame times."""
     info, dec = open_video(src)

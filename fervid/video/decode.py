@@ -181,11 +181,12 @@ class Decoder:
         self._stop.set()
         if not finished and proc.poll() is None:
             proc.kill()  # the consumer stopped early, or never began
-        while not self._frames.empty():
-            self._frames.get_nowait()
         self.report.returncode = proc.wait()
         for t in self._threads:
             t.join(timeout=5)
+        while not self._frames.empty():
+            self._frames.get_nowait()
+        self._frames.put_nowait(_END)  # a consumer still waiting in another thread sees the end
 
     def __iter__(self) -> Iterator[Frame]:
         self.start()
