@@ -2,20 +2,8 @@
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections import deque
-
-
-def put_unless_stopped(q: queue.Queue, item, stop: threading.Event) -> bool:
-    """Put ``item``, waiting while the queue is full; give up (False) once ``stop`` is set."""
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.2)
-            return True
-        except queue.Full:
-            continue
-    return False
 
 
 class BytesQueue:
@@ -51,3 +39,11 @@ class BytesQueue:
             self._bytes -= nbytes
             self._cond.notify_all()
             return item
+
+    def replace_all(self, item) -> None:
+        """Drop everything waiting and leave ``item`` alone in the queue; wakes a waiting consumer."""
+        with self._cond:
+            self._items.clear()
+            self._items.append((item, 0))
+            self._bytes = 0
+            self._cond.notify_all()

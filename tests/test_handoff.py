@@ -36,3 +36,19 @@ def test_bytes_queue_put_gives_up_once_stopped():
     stop.set()  # the consumer left: the producer must not wait forever
     t.join(timeout=2)
     assert result == [False] and q.get() == "a"
+
+
+def test_replace_all_drops_what_waits_and_wakes_a_waiting_consumer():
+    q, stop = BytesQueue(max_bytes=10), threading.Event()
+    assert q.put("a", 3, stop) and q.put("b", 3, stop)
+    q.replace_all("end")
+    assert q.get() == "end"  # the waiting items are gone
+    got = []
+    t = threading.Thread(target=lambda: got.append(q.get()))
+    t.start()
+    time.sleep(0.05)
+    assert t.is_alive()  # waiting on an empty queue
+    q.replace_all("end")
+    t.join(timeout=2)
+    assert got == ["end"]
+    assert q.put("big", 100, stop)  # the bytes held were reset: an item of any size fits again

@@ -83,7 +83,8 @@ def test_a_started_decoder_gives_the_same_frames_and_an_unused_one_stops(tmp_pat
 def test_closing_a_decoder_ends_a_consumer_waiting_in_another_thread(tmp_path):
     import threading
 
-    dec = Decoder(probe(make_video(tmp_path / "a.mp4", rate="25", seconds=8)), pix_fmt="yuv420p")
+    # A shallow queue, so that ffmpeg is still running when the decoder is closed.
+    dec = Decoder(probe(make_video(tmp_path / "a.mp4", rate="25", seconds=8)), pix_fmt="yuv420p", queue_bytes=1)
     got = []
 
     def consume():

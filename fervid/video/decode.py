@@ -23,7 +23,7 @@ import ffmpeg
 import numpy as np
 
 from fervid.errors import VideoError
-from fervid.handoff import put_unless_stopped
+from fervid.handoff import BytesQueue
 from fervid.video.probe import VideoInfo, ffmpeg_exe
 
 _SHOWINFO = re.compile(r"\] n:\s*(\d+) pts:\s*(-?\d+|NOPTS) pts_time:(\S+)")
@@ -121,20 +121,24 @@ class DecodeReport:
 class Decoder:
     """Iterate :class:`Frame` objects; ``every`` keeps one frame in N (times stay those of the kept frames).
 
-    A reader thread drains ffmpeg's pipe into a small queue: without it ffmpeg would stall on the
-    pipe (64 KiB) whenever the consumer is busy, and decoding would not overlap with analysis.
+    A reader thread drains ffmpeg's pipe into a queue: without it ffmpeg would stall on the pipe
+    whenever the consumer is busy, and decoding would not overlap with analysis. The queue is
+    bounded by bytes (32 MB: a hundred 480x480 frames, ten 1080p ones), deep enough for ffmpeg to
+    use a core the pipeline leaves idle for a moment (start-up, a classifier batch): 480x480
+    clip 2-3% faster than with four frames.
     ``yuv420p`` is the cheapest format: the grey picture is free and colour is made only when needed.
     """
 
-    def __init__(self, info: VideoInfo, pix_fmt: str = "bgr24", every: int = 1, threads: int = 0, prefetch: int = 4):
+    def __init__(self, info: VideoInfo, pix_fmt: str = "bgr24", every: int = 1, threads: int = 0,
+                 queue_bytes: int = 32 << 20):
         if pix_fmt not in CHANNELS:
             raise ValueError(f"unsupported pixel format {pix_fmt}")
         self.info, self.pix_fmt, self.every, self.threads = info, pix_fmt, max(1, every), threads
-        self.prefetch = prefetch
+        self.queue_bytes = queue_bytes
         self.report = DecodeReport()
         self.wait_s = 0.0  # time the consumer spent waiting for ffmpeg: decoding that did not overlap
         self._proc: subprocess.Popen | None = None
-        self._frames: queue.Queue = queue.Queue()
+        self._frames = BytesQueue(queue_bytes)
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
 
@@ -142,7 +146,8 @@ class Decoder:
         stream = ffmpeg.input(self.info.path, threads=self.threads or 2)[str(self.info.stream)]
         if self.every > 1:
             stream = stream.filter("select", f"not(mod(n,{self.every}))")  # ffmpeg-python escapes the comma
-        if self.pix_fmt == "yuv420p":
+        if self.pix_fmt == "yuv420p" and (self.info.width % 2 or self.info.height % 2):
+            # I420 needs even sides. Only where they are odd: the filter copies every frame.
             stream = stream.filter("pad", "ceil(iw/2)*2", "ceil(ih/2)*2")
         stream = stream.filter("showinfo", checksum=0)
         out = ffmpeg.output(stream, "pipe:", format="rawvideo", pix_fmt=self.pix_fmt, fps_mode="passthrough")
@@ -164,7 +169,7 @@ class Decoder:
                                           stderr=subprocess.PIPE, bufsize=0, start_new_session=True)
             _widen_pipe(self._proc.stdout)
             times: queue.Queue = queue.Queue()
-            self._frames, self._stop = queue.Queue(maxsize=self.prefetch), threading.Event()
+            self._frames, self._stop = BytesQueue(self.queue_bytes), threading.Event()
             self._threads = [
                 threading.Thread(target=self._read_stderr, args=(self._proc.stderr, times), daemon=True),
                 threading.Thread(target=self._read_frames, args=(self._proc.stdout, times, self._frames, self._stop),
@@ -184,9 +189,7 @@ class Decoder:
         self.report.returncode = proc.wait()
         for t in self._threads:
             t.join(timeout=5)
-        while not self._frames.empty():
-            self._frames.get_nowait()
-        self._frames.put_nowait(_END)  # a consumer still waiting in another thread sees the end
+        self._frames.replace_all(_END)  # a consumer still waiting in another thread sees the end
 
     def __iter__(self) -> Iterator[Frame]:
         self.start()
@@ -205,7 +208,7 @@ class Decoder:
         finally:
             self.close(finished)
 
-    def _read_frames(self, pipe, times: queue.Queue, frames: queue.Queue, stop: threading.Event) -> None:
+    def _read_frames(self, pipe, times: queue.Queue, frames: BytesQueue, stop: threading.Event) -> None:
         shape = self._shape()
         nbytes = int(np.prod(shape))
         step = 1.0 / float(self.info.fps) if self.info.fps else 0.0
@@ -229,13 +232,14 @@ class Decoder:
                 last_t = t
                 frame = Frame(index * self.every, t, buf.reshape(shape),
                               self.info.width, self.info.height)
-                put_unless_stopped(frames, frame, stop)
+                if not frames.put(frame, nbytes, stop):
+                    break
                 index += 1
         except (OSError, ValueError, queue.Empty):
             pass
         finally:
             pipe.close()
-            put_unless_stopped(frames, _END, stop)
+            frames.put(_END, 0, stop)
 
     def _read_stderr(self, pipe, times: queue.Queue) -> None:
         tail: deque = deque(maxlen=20)
