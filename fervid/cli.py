@@ -204,30 +204,24 @@ def _run(jobs, settings, sample_fps, n_jobs, overwrite, quiet, verbose, print_ta
         forkserver.start()  # it imports fervid while this process does
     from fervid.batch import run_batch
     from fervid.classify import Classifier
-    from fervid.pipeline import Models
     from fervid.writers import format_summary_table
 
-    models = None
     try:
-        # Load the model up front: a mis-fitting one is refused before any video is touched. With
-        # --jobs each worker process loads its own networks; here the check is all that is needed.
+        # A mis-fitting model is refused before any output is written: with --jobs each worker
+        # process loads its own networks, so the check here is all that is needed; one job loads
+        # them in run_batch while its first video is being opened.
         if n_jobs > 1:
             Classifier(settings.model, settings.device, 1, settings.tta)
-        else:
-            models = Models.load(settings)
         if not jobs:
             raise click.UsageError("no video found in the given inputs")
         report = run_batch(jobs, settings, sample_fps, n_jobs, overwrite, progress=not quiet, verbose=verbose,
-                           on_event=lambda msg: click.echo(msg, err=True), models=models)
+                           on_event=lambda msg: click.echo(msg, err=True))
     except KeyboardInterrupt:
         click.echo("fervid: interrupted; finished outputs are kept, partial ones removed", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except FervidError as err:
         _fail(err, verbose)
         sys.exit(EXIT_USAGE)
-    finally:
-        if models is not None:
-            models.close()
     if print_tables:
         for res in report.done:
             click.echo(f"\n{res.input}: {res.frames} frames, {res.faces} faces")

@@ -222,7 +222,7 @@ def test_unreadable_input_and_unwritable_output_messages(tmp_path, face_video, m
     assert res.exit_code == 1 and "the output directory is not writable" in res.output
 
 
-def test_a_batch_opens_the_next_file_ahead_and_stops_it_when_interrupted(tmp_path, face_video, monkeypatch):
+def test_a_batch_opens_files_ahead_and_stops_them_when_interrupted(tmp_path, face_video, monkeypatch):
     import shutil
 
     import fervid.batch as batch
@@ -248,5 +248,6 @@ def test_a_batch_opens_the_next_file_ahead_and_stops_it_when_interrupted(tmp_pat
     monkeypatch.setattr(batch, "process_file", interrupted)
     with pytest.raises(KeyboardInterrupt):
         batch.run_batch(jobs, Settings(), progress=False, on_event=lambda msg: None)
-    assert [o.decoder.info.path for o in opened] == [str(d / "b.mp4")]  # only the next one, ahead
-    assert opened[0].decoder.report.returncode is not None  # its ffmpeg was stopped
+    # a.mp4 while the networks loaded, b.mp4 while a.mp4 was "analysed"; both ffmpegs stopped
+    assert [o.decoder.info.path for o in opened] == [str(d / "a.mp4"), str(d / "b.mp4")]
+    assert all(o.decoder.report.returncode is not None for o in opened)
