@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 
 import click
+
+# Before numpy and OpenCV load: each brings OpenBLAS, whose worker threads busy-wait for work
+# after start-up (about 0.1 CPU-s a process, on the core ffmpeg is decoding ahead on). fervid
+# multiplies no matrices; its networks run in ONNX Runtime's own threads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from fervid import __version__
 from fervid.errors import FervidError
