@@ -162,7 +162,7 @@ class Decoder:
     def start(self) -> "Decoder":
         """Start ffmpeg now (iterating starts it otherwise): a batch starts the next file's decoder
         while the current file is analysed, so that ffmpeg's start-up does not stall the pipeline.
-        ffmpeg then decodes a few frames ahead and waits."""
+        ffmpeg then decodes ahead until the queue is full (``queue_bytes``), and waits."""
         if self._proc is None:
             # Its own session: Ctrl-C reaches fervid, which stops ffmpeg itself, cleanly and in order.
             self._proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
