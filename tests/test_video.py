@@ -3,6 +3,7 @@
 import time
 from fractions import Fraction
 
+import cv2
 import numpy as np
 import pytest
 
@@ -43,6 +44,22 @@ def test_odd_size_decodes(tmp_path):
     frames = list(dec)
     assert (info.width, info.height) == (161, 121)
     assert len(frames) == 10 and frames[0].image.shape == (121, 161, 3)
+
+
+@pytest.mark.parametrize("size", ["161x121", "160x120"])
+def test_i420_frames_have_even_planes_and_the_picture_itself(tmp_path, size):
+    """Odd sides are padded for I420 (ffmpeg's pad filter); even ones go through unpadded."""
+    w, h = (int(v) for v in size.split("x"))
+    src = make_video(tmp_path / "v.mkv", seconds=0.2, vf=f"scale={w}:{h}", extra=["-pix_fmt", "yuv444p"])
+    info, dec = open_video(src, pix_fmt="yuv420p")
+    bgr = [f.image for f in open_video(src)[1]]
+    frames = list(dec)
+    ew, eh = w + w % 2, h + h % 2
+    assert [f.image.shape for f in frames] == [(eh * 3 // 2, ew)] * len(bgr)
+    for f, ref in zip(frames, bgr):
+        assert f.gray().shape == (h, w) and f.rgb().shape == (h, w, 3)
+        grey = 16 + cv2.cvtColor(ref, cv2.COLOR_BGR2GRAY) * (219 / 255)  # Y is in video range, 16..235
+        assert np.abs(f.gray() - grey).mean() < 2  # the same picture, up to the conversions
 
 
 def vfr_clip(tmp_path):
