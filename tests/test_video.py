@@ -248,3 +248,18 @@ def test_rgb_resized_from_i420_matches_converting_first(tmp_path, odd):
         got = frame.rgb_resized(box, out).astype(int)
         assert got.shape == ref.shape == (out[1], out[0], 3)
         assert np.abs(got - ref).mean() < 6
+
+
+def test_decoding_threads_one_up_to_1080p_two_above(tmp_path):
+    from dataclasses import replace
+
+    info = probe(make_video(tmp_path / "a.mp4", seconds=0.2))
+
+    def threads(**size) -> str:
+        cmd = Decoder(replace(info, **size), pix_fmt="yuv420p").command()
+        return cmd[cmd.index("-threads") + 1]
+
+    assert threads() == "1" and threads(width=1920, height=1080) == "1"
+    assert threads(width=3840, height=2160) == "2"
+    cmd = Decoder(info, threads=3).command()
+    assert cmd[cmd.index("-threads") + 1] == "3"  # asked for: as given
