@@ -17,3 +17,9 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def clip_box(box: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The part of box (x0, y0, x1, y1) inside a ``width`` x ``height`` picture (empty: zero width or height)."""
+    x0, y0 = min(max(box[0], 0.0), width), min(max(box[1], 0.0), height)
+    return np.array([x0, y0, max(x0, min(box[2], width)), max(y0, min(box[3], height))], dtype=float)

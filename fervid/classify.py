@@ -56,8 +56,13 @@ def square_crop(gray: np.ndarray, box: tuple[float, float, float, float], size: 
     if l >= 0 and t >= 0 and r <= w and b <= h:
         patch = gray[t:b, l:r]
     else:
-        patch = cv2.copyMakeBorder(gray[max(t, 0):min(b, h), max(l, 0):min(r, w)],
-                                   max(0, -t), max(0, b - h), max(0, -l), max(0, r - w), cv2.BORDER_REPLICATE)
+        # The part inside the picture, at least its nearest row and column (a square wholly
+        # outside replicates the edge), grown back to the square by replicating its edges.
+        x0, y0 = min(max(l, 0), w - 1), min(max(t, 0), h - 1)
+        x1, y1 = max(min(r, w), x0 + 1), max(min(b, h), y0 + 1)
+        left, top = min(max(x0 - l, 0), s - (x1 - x0)), min(max(y0 - t, 0), s - (y1 - y0))
+        patch = cv2.copyMakeBorder(gray[y0:y1, x0:x1], top, s - (y1 - y0) - top, left, s - (x1 - x0) - left,
+                                   cv2.BORDER_REPLICATE)
     if s > 4 * size:  # a big face: decimate to under 4x first, area-averaging all of it is slow
         k = s // (2 * size)
         patch = patch[::k, ::k]

@@ -17,7 +17,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from fervid.classify import Classifier
-from fervid.boxes import iou_matrix
+from fervid.boxes import clip_box, iou_matrix
 from fervid.detect import DetectorSettings, FaceDetector
 from fervid.handoff import BytesQueue
 from fervid.read import FaceReader, Stretch
@@ -206,11 +206,15 @@ class Analyzer:
         faces = {t.face_id: (np.array(t.detection.xyxy), t.detection.score) for t in tracked}
         # Carry a face the detector just missed, for a short while, at its predicted place, if it
         # was seen at least twice (a one-off false detection is not carried) and no detected face
-        # already stands there (then the track has simply lost it).
+        # already stands there (then the track has simply lost it). The prediction is cut to the
+        # picture, as detections are, and dropped once too little of it is left there (a face
+        # leaving the frame).
         detected = np.array([box for box, _ in faces.values()]).reshape(-1, 4)
         for track in self.tracker.tracks:
             if track.id not in faces and track.hits >= 2 and 0 < frame.time_s - track.last_time <= self.settings.coast:
-                box = track.predict(frame.time_s)
+                box = clip_box(track.predict(frame.time_s), frame.width, frame.height)
+                if min(box[2] - box[0], box[3] - box[1]) < self.settings.min_face:
+                    continue
                 if not len(detected) or iou_matrix(box[None], detected).max() < 0.2:
                     faces[track.id] = (box, float("nan"))
         return _Key(frame, gray, faces)

@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 
@@ -13,6 +14,18 @@ def test_square_crop_inside_and_at_the_edge():
     assert inside.shape == (48, 48)
     edge = square_crop(gray, (-20, -10, 30, 40), 48)
     assert edge.shape == (48, 48)
+
+
+@pytest.mark.parametrize("box", [(10, 10, 50, 50), (-30, -20, 20, 30), (90, 60, 130, 100), (-10, -10, 125, 105),
+                                 (150, 10, 190, 50), (-200, -200, -150, -150), (10, 100, 50, 140)])
+def test_square_crop_anywhere_equals_the_crop_of_an_edge_replicated_picture(box):
+    """Partly or wholly outside the picture (a face predicted past the edge), the crop is what
+    the picture extended by repeating its edge pixels shows there; it never fails."""
+    gray = np.random.default_rng(1).integers(0, 256, (80, 100), dtype=np.uint8)
+    pad = 400
+    big = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    shifted = tuple(v + pad for v in box)
+    assert np.array_equal(square_crop(gray, box, 48), square_crop(big, shifted, 48))
 
 
 def test_shipped_default_model_honours_the_contract():

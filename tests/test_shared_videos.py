@@ -46,6 +46,18 @@ def test_crowd_keeps_ids_for_fast_walkers_without_dropping_faces(tmp_path, share
     assert (df.groupby("face_id").size() < 10).sum() <= 2  # few IDs that flicker for a few frames
 
 
+def test_sparse_sampling_of_a_crowd_keeps_every_box_in_the_picture(tmp_path, shared_videos):
+    """At 10 analysed frames a second a walker's predicted box can leave the 1080p frame; that
+    crashed the crop (found by bench/knobs.py). Carried boxes are now cut to the picture."""
+    csv = tmp_path / "t.csv"
+    src = shared_videos / "facenet_pytorch_video.mp4"
+    assert run("timeline", src, "--csv", csv, "-q", "--fps", "10").exit_code == 0
+    df, info = pd.read_csv(csv), probe(src)
+    assert len(df) > 0 and df.face_id.nunique() >= 5
+    assert (df.x >= 0).all() and (df.y >= 0).all() and (df.w >= 20).all() and (df.h >= 20).all()
+    assert (df.x + df.w <= info.width + 1e-6).all() and (df.y + df.h <= info.height + 1e-6).all()
+
+
 def test_rotated_phone_video_boxes_are_upright(tmp_path, shared_videos):
     src = shared_videos / "phone_portrait_rotated90.mov"
     info = probe(src)
