@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,6 +114,7 @@ def _init_worker(stop, settings: Settings) -> None:
     global _worker_stop, _worker_models
     _worker_stop = stop
     _worker_models = Models.load(settings)
+    gc.freeze()  # as the CLI does: the modules and networks live as long as the worker
 
 
 def run_batch(jobs: list[Job], settings: Settings, sample_fps: float | None = None, n_jobs: int = 1,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shlex
 import sys
@@ -212,6 +213,9 @@ def _run(jobs, settings, sample_fps, n_jobs, overwrite, quiet, verbose, print_ta
     from fervid.classify import Classifier
     from fervid.writers import format_summary_table
 
+    # What is imported now lives as long as the process: the cyclic collector need not walk those
+    # objects again, in the run's full collections or at exit (~40 ms of every run's exit).
+    gc.freeze()
     try:
         # A mis-fitting model is refused before any output is written: with --jobs each worker
         # process loads its own networks, so the check here is all that is needed; one job loads
