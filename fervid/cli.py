@@ -9,15 +9,16 @@ import sys
 
 import click
 
-# Before numpy and OpenCV load: each brings OpenBLAS, whose worker threads busy-wait for work
-# after start-up (about 0.1 CPU-s a process, on the core ffmpeg is decoding ahead on). fervid
-# multiplies no matrices; its networks run in ONNX Runtime's own threads.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
 from fervid import __version__
 from fervid.errors import FervidError
 from fervid.labels import EMOTIONS
 from fervid.video.encode import OUTPUT_SUFFIXES, PRESETS, Encoding
+
+# Before numpy and OpenCV load (this module imports neither; the commands do): each brings
+# OpenBLAS, whose worker threads busy-wait for work after start-up (about 0.1 CPU-s a process, on
+# the core ffmpeg is decoding ahead on). fervid multiplies no matrices; its networks run in ONNX
+# Runtime's own threads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 

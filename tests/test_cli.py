@@ -204,3 +204,15 @@ def test_a_batch_loads_the_networks_once_and_each_video_starts_afresh(tmp_path, 
     assert len(loads) == 1
     a, b = pd.read_csv(tmp_path / "out" / "a.csv"), pd.read_csv(tmp_path / "out" / "b.csv")
     assert len(a) == len(b) > 0 and np.allclose(a[list(EMOTIONS)], b[list(EMOTIONS)])
+
+
+def test_the_cli_module_loads_no_numpy_so_openblas_starts_no_threads():
+    """``fervid.cli`` sets OPENBLAS_NUM_THREADS=1 for the numpy and OpenCV its commands load
+    later; that only works while importing it loads neither (a fresh interpreter tells)."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys; os.environ.pop('OPENBLAS_NUM_THREADS', None); import fervid.cli; "
+            "print('numpy' in sys.modules, 'cv2' in sys.modules, os.environ['OPENBLAS_NUM_THREADS'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False", "1"]
