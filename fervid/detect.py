@@ -16,7 +16,7 @@ import numpy as np
 
 from fervid.assets import models_dir
 from fervid.blazeface import MediaPipeBlazeFace, OnnxBlazeFace
-from fervid.boxes import iou_matrix
+from fervid.boxes import clip_box, iou_matrix
 from fervid.errors import ModelError
 from fervid.records import Detection  # noqa: F401 - part of this module's API
 
@@ -207,6 +207,5 @@ class FaceDetector:
 
 
 def clip(d: Detection, width: int, height: int) -> Detection:
-    x0, y0 = max(0.0, d.x), max(0.0, d.y)
-    x1, y1 = min(float(width), d.x + d.w), min(float(height), d.y + d.h)
-    return Detection(x0, y0, max(0.0, x1 - x0), max(0.0, y1 - y0), d.score)
+    x0, y0, x1, y1 = (float(v) for v in clip_box(np.array(d.xyxy), width, height))
+    return Detection(x0, y0, x1 - x0, y1 - y0, d.score)
