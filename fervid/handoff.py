@@ -11,16 +11,21 @@ class BytesQueue:
 
     Stretches of frames differ a hundredfold in size (five 1080p frames: 15 MB; five 480x480
     ones: 1.7 MB). Bounded by count, small frames get too shallow a queue, and the two threads
-    wait on each other; bounded by bytes, small frames queue deeper while big ones keep memory flat."""
+    wait on each other; bounded by bytes, small frames queue deeper while big ones keep memory flat.
+    An item counts at least ``min_item_bytes`` (markers, put with 0 bytes, count nothing): a
+    16x16 video's frames would otherwise queue by the ten thousand, their Python objects
+    outweighing their pixels."""
 
-    def __init__(self, max_bytes: int):
+    def __init__(self, max_bytes: int, min_item_bytes: int = 64 << 10):
         self.max_bytes = max_bytes
+        self.min_item_bytes = min_item_bytes
         self._items: deque = deque()
         self._bytes = 0
         self._cond = threading.Condition()
 
     def put(self, item, nbytes: int, stop: threading.Event) -> bool:
         """Put ``item``, waiting while it does not fit; give up (False) once ``stop`` is set."""
+        nbytes = max(nbytes, self.min_item_bytes) if nbytes else 0
         with self._cond:
             while self._items and self._bytes + nbytes > self.max_bytes and not stop.is_set():
                 self._cond.wait(0.2)

@@ -5,7 +5,7 @@ from fervid.handoff import BytesQueue
 
 
 def test_bytes_queue_holds_small_items_deep_and_one_big_item_alone():
-    q, stop = BytesQueue(max_bytes=10), threading.Event()
+    q, stop = BytesQueue(max_bytes=10, min_item_bytes=1), threading.Event()
     assert all(q.put(i, 3, stop) for i in range(3))  # 9 bytes: three small items wait together
     assert q.get() == 0 and q.get() == 1 and q.get() == 2  # in order
     assert q.put("big", 100, stop)  # an empty queue takes any item, however big
@@ -27,7 +27,7 @@ def test_bytes_queue_holds_small_items_deep_and_one_big_item_alone():
 
 
 def test_bytes_queue_put_gives_up_once_stopped():
-    q, stop = BytesQueue(max_bytes=1), threading.Event()
+    q, stop = BytesQueue(max_bytes=1, min_item_bytes=1), threading.Event()
     assert q.put("a", 1, stop)
     result = []
     t = threading.Thread(target=lambda: result.append(q.put("b", 1, stop)))
@@ -39,7 +39,7 @@ def test_bytes_queue_put_gives_up_once_stopped():
 
 
 def test_replace_all_drops_what_waits_and_wakes_a_waiting_consumer():
-    q, stop = BytesQueue(max_bytes=10), threading.Event()
+    q, stop = BytesQueue(max_bytes=10, min_item_bytes=1), threading.Event()
     assert q.put("a", 3, stop) and q.put("b", 3, stop)
     q.replace_all("end")
     assert q.get() == "end"  # the waiting items are gone
@@ -52,3 +52,16 @@ def test_replace_all_drops_what_waits_and_wakes_a_waiting_consumer():
     t.join(timeout=2)
     assert got == ["end"]
     assert q.put("big", 100, stop)  # the bytes held were reset: an item of any size fits again
+
+
+def test_tiny_items_count_at_least_the_minimum_and_markers_nothing():
+    q, stop = BytesQueue(max_bytes=100, min_item_bytes=40), threading.Event()
+    assert q.put("a", 1, stop) and q.put("b", 1, stop)  # 80 counted
+    blocked = threading.Thread(target=lambda: q.put("c", 1, stop))
+    blocked.start()
+    time.sleep(0.05)
+    assert blocked.is_alive()  # a third would count 120 > 100, though its bytes are few
+    assert q.put("end", 0, stop)  # a marker always goes in
+    assert q.get() == "a"
+    blocked.join(timeout=2)
+    assert not blocked.is_alive() and [q.get() for _ in range(3)] == ["b", "end", "c"]
