@@ -156,7 +156,7 @@ def run_batch(jobs: list[Job], settings: Settings, sample_fps: float | None = No
 
     if n_jobs <= 1 or len(todo) <= 1:
         own = models is None  # loaded even with nothing to do: a mis-fitting model is always reported
-        # The next file is opened (probed, its ffmpeg started) while this one is analysed, and
+        # The next file is opened (probed, its decoding started) while this one is analysed, and
         # the first one while the networks load (~0.1 s of a cold start: 5% of a short clip).
         opener = ThreadPoolExecutor(1, thread_name_prefix="fervid-open")
         opened: Future | None = None

@@ -16,7 +16,7 @@ from fervid.video.encode import OUTPUT_SUFFIXES, PRESETS, Encoding
 
 # Before numpy and OpenCV load (this module imports neither; the commands do): each brings
 # OpenBLAS, whose worker threads busy-wait for work after start-up (about 0.1 CPU-s a process, on
-# the core ffmpeg is decoding ahead on). fervid multiplies no matrices; its networks run in ONNX
+# the core the decoder is working ahead on). fervid multiplies no matrices; its networks run in ONNX
 # Runtime's own threads.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 

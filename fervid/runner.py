@@ -39,7 +39,7 @@ def fps_to_every(source_fps: float, fps: float | None, every: int) -> int:
 
 @dataclass
 class OpenedInput:
-    """A probed input and its decoder, ready for :func:`process_file` (its ffmpeg perhaps started)."""
+    """A probed input and its decoder, ready for :func:`process_file` (perhaps already decoding)."""
 
     info: VideoInfo
     every: int  # analyse one frame in this many
@@ -51,15 +51,15 @@ class OpenedInput:
 
 def open_input(src: str | Path, outputs: Outputs, settings: Settings, sample_fps: float | None = None,
                start: bool = False) -> OpenedInput:
-    """Check, probe and prepare the decoding of one input; ``start`` starts ffmpeg at once.
+    """Check, probe and prepare the decoding of one input; ``start`` starts decoding at once.
 
-    A batch opens the next file while the current one is analysed: probing and ffmpeg's start-up
+    A batch opens the next file while the current one is analysed: probing and opening the file
     cost about 40 ms a file during which the cores would otherwise wait."""
     src = Path(src)
     outputs.check(src)
     info = probe(src)
     every = fps_to_every(float(info.fps), sample_fps, settings.every)
-    # Timeline only: ffmpeg drops the unsampled frames before the pipe. Annotating needs them all.
+    # Timeline only: the decoder drops the unsampled frames before copying them. Annotating needs them all.
     decoder = Decoder(info, pix_fmt="yuv420p", every=1 if outputs.video else every)
     if start:
         decoder.start()

@@ -36,6 +36,12 @@ def test_rotation_tag_gives_upright_frames(tmp_path, rotate, upright):
     assert (info.width, info.height) == upright
     frames = list(dec)
     assert frames and frames[0].image.shape[:2] == (upright[1], upright[0])
+    # Turned the way ffmpeg's own autorotate turns it, in both pixel formats.
+    ffmpeg("-i", str(tagged), "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "bgr24", str(tmp_path / "ref.raw"))
+    ref = np.frombuffer((tmp_path / "ref.raw").read_bytes(), np.uint8).reshape(upright[1], upright[0], 3)
+    assert np.array_equal(frames[0].image, ref)
+    first = next(iter(open_video(tagged, pix_fmt="yuv420p")[1]))
+    assert np.abs(first.rgb()[..., ::-1].astype(int) - ref).mean() < 3
 
 
 def test_odd_size_decodes(tmp_path):
@@ -217,19 +223,43 @@ def test_parse_report_skips_cover_art():
     assert (info.stream, info.width, info.height, info.codec) == (1, 320, 240, "h264")
 
 
-def test_damage_reported_inside_a_showinfo_line_is_not_lost(tmp_path):
-    """Seen in CI: ffmpeg's demuxer thread wrote its complaint into the middle of showinfo's line."""
-    import io
-    import queue
+def _cut(src, dst, fraction=None, noise_at=None):
+    data = bytearray(src.read_bytes())
+    if noise_at is not None:
+        mid = int(len(data) * noise_at)
+        data[mid:mid + 4000] = bytes((i * 151 + 7) % 256 for i in range(4000))
+    dst.write_bytes(bytes(data[: int(len(data) * fraction)] if fraction else data))
+    return dst
 
-    info = probe(make_video(tmp_path / "a.mp4", seconds=0.2))
-    dec, times = Decoder(info), queue.Queue()
-    stderr = (b"[Parsed_showinfo_1 @ 0x7f] n:  22 pts:  11264 pts_time:0.88    duration:    512 "
-              b"fmt:yuvj420p iskey:0 type:P stream 0, offset 0xe53d: partial file\n"
-              b"[Parsed_showinfo_1 @ 0x7f] n:  23 pts:  11776 pts_time:0.92    duration:    512\n")
-    dec._read_stderr(io.BytesIO(stderr), times)
-    assert [times.get_nowait() for _ in range(3)] == [0.88, 0.92, None]
+
+def test_a_truncated_file_is_reported_as_such_and_decodes_up_to_the_cut(tmp_path):
+    src = make_video(tmp_path / "a.mp4", rate="25", seconds=2, extra=["-movflags", "+faststart"])
+    info, dec = open_video(_cut(src, tmp_path / "cut.mp4", 0.6))
+    frames = list(dec)
+    assert 10 < len(frames) < 50
     assert dec.report.damaged and dec.report.cause == "the file ends early, probably truncated"
+    assert "the video is damaged (the file ends early" in dec.report.summary(frames[-1].time_s, info.duration)
+
+
+def test_corrupt_data_in_the_middle_is_reported_and_decoding_goes_on(tmp_path):
+    src = make_video(tmp_path / "a.mp4", rate="25", seconds=2)
+    ts = tmp_path / "a.ts"
+    ffmpeg("-i", str(src), "-c", "copy", "-f", "mpegts", str(ts))
+    info, dec = open_video(_cut(ts, tmp_path / "bad.ts", noise_at=0.5))
+    frames = list(dec)
+    assert len(frames) > 40 and frames[-1].time_s > 1.8  # on past the damage, to the end
+    assert dec.report.damaged and dec.report.returncode == 0
+
+
+def test_times_count_from_the_file_start_as_players_show_them(tmp_path):
+    """An MPEG-TS file starts its clock anywhere (here about 1.4 s); times count from that start."""
+    src = make_video(tmp_path / "a.mp4", rate="25", seconds=1)
+    ts = tmp_path / "a.ts"
+    ffmpeg("-i", str(src), "-c", "copy", "-f", "mpegts", str(ts))
+    info, dec = open_video(ts)
+    times = [f.time_s for f in dec]
+    assert info.start_time > 1
+    assert times[0] == pytest.approx(0, abs=0.05) and np.allclose(np.diff(times), 0.04, atol=1e-3)
 
 
 @pytest.mark.parametrize("odd", [False, True])  # odd: the I420 planes are padded to even
@@ -247,7 +277,8 @@ def test_rgb_resized_from_i420_matches_converting_first(tmp_path, odd):
         ref = cv2.resize(frame.rgb()[y0:y1, x0:x1], out, interpolation=cv2.INTER_AREA).astype(int)
         got = frame.rgb_resized(box, out).astype(int)
         assert got.shape == ref.shape == (out[1], out[0], 3)
-        assert np.abs(got - ref).mean() < 6
+        # testsrc2's sharp colour bars are the worst case; odd sides with 4:4:4 chroma a little worse still
+        assert np.abs(got - ref).mean() < (7 if odd else 6)
 
 
 def test_decoding_threads_one_up_to_1080p_two_above(tmp_path):
@@ -255,11 +286,10 @@ def test_decoding_threads_one_up_to_1080p_two_above(tmp_path):
 
     info = probe(make_video(tmp_path / "a.mp4", seconds=0.2))
 
-    def threads(**size) -> str:
-        cmd = Decoder(replace(info, **size), pix_fmt="yuv420p").command()
-        return cmd[cmd.index("-threads") + 1]
+    def threads(**size) -> int:
+        return Decoder(replace(info, **size), pix_fmt="yuv420p").auto_threads()
 
-    assert threads() == "1" and threads(width=1920, height=1080) == "1"
-    assert threads(width=3840, height=2160) == "2"
-    cmd = Decoder(info, threads=3).command()
-    assert cmd[cmd.index("-threads") + 1] == "3"  # asked for: as given
+    assert threads() == 1 and threads(width=1920, height=1080) == 1
+    assert threads(width=3840, height=2160) == 2
+    frames = list(Decoder(info, threads=3))  # asked for: as given, and the same pictures
+    assert [f.image.sum() for f in frames] == [f.image.sum() for f in Decoder(info)]
