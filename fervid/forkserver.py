@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 
-PRELOAD = ["fervid.runner"]
+PRELOAD = ["fervid.runner", "av"]  # av: the decoder imports it lazily (see fervid/video/decode.py)
 
 
 def context():

@@ -18,7 +18,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
-import av
 import cv2
 import numpy as np
 
@@ -191,6 +190,10 @@ class Decoder:
             self.close(finished)
 
     def _read(self, frames: BytesQueue, stop: threading.Event) -> None:
+        # Imported here, in the reader thread: loading FFmpeg's libraries takes ~45 ms, which
+        # then overlaps the networks loading in the main thread instead of adding to start-up.
+        import av
+
         info, report = self.info, self.report
         step = 1.0 / float(info.fps) if info.fps else 0.0
         index, last_t = 0, None
@@ -242,7 +245,7 @@ class Decoder:
         finally:
             frames.put(_END, 0, stop)
 
-    def _image(self, frame: av.VideoFrame) -> np.ndarray:
+    def _image(self, frame) -> np.ndarray:
         """The frame's pixels, upright, in ``pix_fmt``: one copy out of FFmpeg's buffers when the
         video is already I420 (most are), a conversion first otherwise."""
         if not (self.pix_fmt == "yuv420p" and frame.format.name in _I420):
