@@ -251,6 +251,24 @@ def test_corrupt_data_in_the_middle_is_reported_and_decoding_goes_on(tmp_path):
     assert dec.report.damaged and dec.report.returncode == 0
 
 
+def test_a_size_change_mid_stream_is_scaled_back_to_the_first_size(tmp_path):
+    """Joined TS clips change the picture size mid-stream; every frame keeps the probed size."""
+    import cv2
+
+    small, big = tmp_path / "a.ts", tmp_path / "b.ts"
+    make_video(small, size="160x120", seconds=0.4, extra=["-bsf:v", "h264_mp4toannexb"])
+    make_video(big, size="320x240", seconds=0.4)
+    joined = tmp_path / "joined.ts"
+    ffmpeg("-i", f"concat:{small}|{big}", "-c", "copy", str(joined))
+    info, dec = open_video(joined, pix_fmt="yuv420p")
+    frames = list(dec)
+    assert (info.width, info.height) == (160, 120) and len(frames) == 20
+    assert {f.image.shape for f in frames} == {(180, 160)}
+    first_big = next(iter(open_video(big, pix_fmt="yuv420p")[1])).gray()
+    ref = cv2.resize(first_big, (160, 120), interpolation=cv2.INTER_AREA).astype(int)
+    assert np.abs(frames[10].gray().astype(int) - ref).mean() < 6
+
+
 def test_times_count_from_the_file_start_as_players_show_them(tmp_path):
     """An MPEG-TS file starts its clock anywhere (here about 1.4 s); times count from that start."""
     src = make_video(tmp_path / "a.mp4", rate="25", seconds=1)
@@ -293,3 +311,14 @@ def test_decoding_threads_one_up_to_1080p_two_above(tmp_path):
     assert threads(width=3840, height=2160) == 2
     frames = list(Decoder(info, threads=3))  # asked for: as given, and the same pictures
     assert [f.image.sum() for f in frames] == [f.image.sum() for f in Decoder(info)]
+
+
+def test_ffmpegs_libraries_load_in_the_decoding_thread_not_at_import():
+    """Loading PyAV costs ~45 ms; imported by the decoder's thread it overlaps the networks
+    loading (and `fervid train` never needs it). A fresh interpreter tells."""
+    import subprocess
+    import sys
+
+    code = "import sys, fervid.runner, fervid.video.decode; print('av' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False"]

@@ -248,7 +248,13 @@ class Decoder:
     def _image(self, frame) -> np.ndarray:
         """The frame's pixels, upright, in ``pix_fmt``: one copy out of FFmpeg's buffers when the
         video is already I420 (most are), a conversion first otherwise."""
-        if not (self.pix_fmt == "yuv420p" and frame.format.name in _I420):
+        size = self.info.coded_width, self.info.coded_height
+        if (frame.width, frame.height) != size:
+            # The picture size changed mid-stream (a TS recording, joined clips): scaled back to
+            # the size the video started with, as ffmpeg does, so every frame fits the outputs.
+            frame = frame.reformat(width=size[0], height=size[1], format=self.pix_fmt, interpolation="BICUBIC",
+                                   threads=1)
+        elif not (self.pix_fmt == "yuv420p" and frame.format.name in _I420):
             frame = frame.reformat(format=self.pix_fmt, interpolation="BICUBIC", threads=1)
         rotate = _ROTATE.get(self.info.rotation)
         planes = [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size) for p in frame.planes]
