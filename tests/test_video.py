@@ -322,3 +322,13 @@ def test_ffmpegs_libraries_load_in_the_decoding_thread_not_at_import():
     code = "import sys, fervid.runner, fervid.video.decode; print('av' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False"]
+
+
+def test_a_damage_report_keeps_the_first_and_the_latest_complaints():
+    from fervid.video.decode import DecodeReport
+
+    report = DecodeReport()
+    for i in range(1000):
+        report.note(f"corrupt packet at byte {i}")
+    assert len(report.messages) == 20 and report.damaged and report.cause == "corrupt frames"
+    assert report.messages[0].endswith(" 0") and report.messages[-1].endswith(" 999")

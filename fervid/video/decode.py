@@ -98,6 +98,12 @@ class DecodeReport:
     returncode: int | None = None
     messages: list[str] = field(default_factory=list)
 
+    def note(self, message: str, keep: int = 20) -> None:
+        """Keep the first few and the latest complaints: a long damaged file can have thousands."""
+        if len(self.messages) >= keep:
+            del self.messages[keep // 2]
+        self.messages.append(message)
+
     @property
     def damaged(self) -> bool:
         return bool(self.returncode) or any(any(k in m.lower() for k in _DAMAGE) for m in self.messages)
@@ -218,19 +224,19 @@ class Decoder:
                         return
                     if packet.is_corrupt:
                         ends = packet.pos is not None and packet.pos + packet.size >= size
-                        report.messages.append("partial file: the last packet is cut short" if ends else
-                                               f"corrupt packet at byte {packet.pos}")
+                        report.note("partial file: the last packet is cut short" if ends else
+                                    f"corrupt packet at byte {packet.pos}")
                     if packet.stream is not stream:
                         continue
                     try:
                         decoded = packet.decode()
                     except av.FFmpegError as err:  # a damaged packet: note it, decode on
-                        report.messages.append(f"error while decoding: {err}")
+                        report.note(f"error while decoding: {err}")
                         continue
                     for frame in decoded:
                         if index % self.every == 0:
-                            if frame.pts is not None:
-                                t = round(float((frame.pts - origin) * tb), 6)  # to the microsecond, as ffmpeg prints times
+                            if frame.pts is not None:  # to the microsecond, as ffmpeg prints times
+                                t = round(float((frame.pts - origin) * tb), 6)
                             else:  # no time: continue from the previous frame at the nominal rate
                                 t = 0.0 if last_t is None else last_t + step
                             last_t = t
@@ -240,7 +246,7 @@ class Decoder:
                         index += 1
             report.returncode = 0
         except av.FFmpegError as err:  # the container could not be read on
-            report.messages.append(f"error while decoding: {err}")
+            report.note(f"error while decoding: {err}")
             report.returncode = 1
         finally:
             frames.put(_END, 0, stop)
