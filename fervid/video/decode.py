@@ -200,56 +200,60 @@ class Decoder:
         # then overlaps the networks loading in the main thread instead of adding to start-up.
         import av
 
-        info, report = self.info, self.report
+        info = self.info
         step = 1.0 / float(info.fps) if info.fps else 0.0
-        index, last_t = 0, None
+        last_t = None
         try:
             with av.open(info.path) as container:
                 stream = container.streams[info.stream]
-                ctx = stream.codec_context
-                ctx.thread_count = self.threads or self.auto_threads()
-                if ctx.thread_count > 1:
-                    ctx.thread_type = "AUTO"
+                stream.codec_context.thread_count = self.threads or self.auto_threads()
+                if stream.codec_context.thread_count > 1:
+                    stream.codec_context.thread_type = "AUTO"
                 # Times count from the file's start, as players and ffmpeg count them (and as the
-                # encoder lays the source's audio beside the annotated video).
-                # The start in the stream's own ticks, rounded as FFmpeg rounds it (av_rescale_q).
+                # encoder lays the source's audio beside the annotated video): the start in the
+                # stream's own ticks, rounded as FFmpeg rounds it (av_rescale_q).
                 tb = stream.time_base
-                origin = Fraction(container.start_time or 0, 1_000_000) / tb
-                origin = math.floor(origin + Fraction(1, 2))
-                size = os.path.getsize(info.path)
-                # Every stream's packets are read (and all but the video's dropped): a file cut
-                # short often ends inside an audio packet, which only then shows the cut.
-                for packet in container.demux():
-                    if stop.is_set():
+                origin = math.floor(Fraction(container.start_time or 0, 1_000_000) / tb + Fraction(1, 2))
+                for index, frame in enumerate(self._decoded(container, stream, stop)):
+                    if index % self.every:
+                        continue
+                    if frame.pts is not None:  # to the microsecond, as ffmpeg prints times
+                        t = round(float((frame.pts - origin) * tb), 6)
+                    else:  # no time: continue from the previous frame at the nominal rate
+                        t = 0.0 if last_t is None else last_t + step
+                    last_t = t
+                    image = self._image(frame)
+                    if not frames.put(Frame(index, t, image, info.width, info.height), image.nbytes, stop):
                         return
-                    if packet.is_corrupt:
-                        ends = packet.pos is not None and packet.pos + packet.size >= size
-                        report.note("partial file: the last packet is cut short" if ends else
-                                    f"corrupt packet at byte {packet.pos}")
-                    if packet.stream is not stream:
-                        continue
-                    try:
-                        decoded = packet.decode()
-                    except av.FFmpegError as err:  # a damaged packet: note it, decode on
-                        report.note(f"error while decoding: {err}")
-                        continue
-                    for frame in decoded:
-                        if index % self.every == 0:
-                            if frame.pts is not None:  # to the microsecond, as ffmpeg prints times
-                                t = round(float((frame.pts - origin) * tb), 6)
-                            else:  # no time: continue from the previous frame at the nominal rate
-                                t = 0.0 if last_t is None else last_t + step
-                            last_t = t
-                            image = self._image(frame)
-                            if not frames.put(Frame(index, t, image, info.width, info.height), image.nbytes, stop):
-                                return
-                        index += 1
-            report.returncode = 0
+            if not stop.is_set():
+                self.report.returncode = 0
         except av.FFmpegError as err:  # the container could not be read on
-            report.note(f"error while decoding: {err}")
-            report.returncode = 1
+            self.report.note(f"error while decoding: {err}")
+            self.report.returncode = 1
         finally:
             frames.put(_END, 0, stop)
+
+    def _decoded(self, container, stream, stop: threading.Event) -> Iterator:
+        """The video stream's frames in order, noting damage on the way and decoding past it.
+
+        Every stream's packets are read (all but the video's then dropped): a file cut short
+        often ends inside an audio packet, which only then shows the cut."""
+        import av  # already loaded by _read
+
+        size = os.path.getsize(self.info.path)
+        for packet in container.demux():
+            if stop.is_set():
+                return
+            if packet.is_corrupt:
+                ends = packet.pos is not None and packet.pos + packet.size >= size
+                self.report.note("partial file: the last packet is cut short" if ends else
+                                 f"corrupt packet at byte {packet.pos}")
+            if packet.stream is not stream:
+                continue
+            try:
+                yield from packet.decode()
+            except av.FFmpegError as err:  # a damaged packet: note it, decode on
+                self.report.note(f"error while decoding: {err}")
 
     def _image(self, frame) -> np.ndarray:
         """The frame's pixels, upright, in ``pix_fmt``: one copy out of FFmpeg's buffers when the
