@@ -44,7 +44,7 @@ class Settings:
     coast: float = 0.5  # seconds a lost face keeps its predicted box
     activation: float = 0.0  # detector score a face needs to start a track (weaker ones only extend tracks)
     device: str = "cpu"
-    threads: int = 0  # classifier threads; 0: one, and two detector threads on tiled frames (one job)
+    threads: int = 0  # classifier threads; 0: one, and two detector threads on tiled frames (one job, 4+ cores)
     tta: bool = False  # average each crop with its mirror image
 
     def as_dict(self) -> dict:
@@ -65,10 +65,13 @@ class Models:
     def load(cls, settings: Settings) -> "Models":
         # One ONNX Runtime thread each: the detector runs beside the classifier, and one core each
         # beat two threads contending (d6 timeline 1.88 s vs 1.95 s; the crowd 1.70 vs 1.72 s).
-        # With ``threads`` unset (one job) a tiled frame's detector passes are shared by two
-        # threads, for the classifier waits on big crowded frames; parallel jobs fill the cores anyway.
+        # With ``threads`` unset (one job) and four cores or more, a tiled frame's detector passes
+        # are shared by two threads, for the classifier waits on big crowded frames. On two cores
+        # the decoding thread (in-process since session 13) already takes the room that second
+        # detector thread used: one is faster there (the crowd 1.46 vs 1.53 s, 8 alternating
+        # runs; its minute loop 14.70 vs 14.99 s), the same rows. Parallel jobs fill the cores anyway.
         classifier = Classifier(settings.model, settings.device, settings.threads or 1, settings.tta)
-        workers = 1 if settings.threads else min(2, os.cpu_count() or 1)
+        workers = 2 if not settings.threads and (os.cpu_count() or 1) >= 4 else 1
         return cls(classifier, FaceDetector(settings.detector, workers=workers))
 
     def close(self) -> None:
