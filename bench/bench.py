@@ -35,11 +35,24 @@ def ffmpeg() -> str:
 
 
 def tree_rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants, from /proc."""
+    """Resident memory of a process and all its descendants, from /proc.
+
+    A child of the root still running the root's own command line is one caught between fork
+    and exec (fervid starting its encoder): it shows the root's memory, which would count twice."""
+    def cmdline(p: int) -> bytes:
+        with open(f"/proc/{p}/cmdline", "rb") as fh:
+            return fh.read()
+
     total, todo = 0, [pid]
+    try:
+        root_cmd = cmdline(pid)
+    except OSError:
+        return 0.0
     while todo:
         p = todo.pop()
         try:
+            if p != pid and cmdline(p) == root_cmd:
+                continue
             with open(f"/proc/{p}/status") as fh:
                 for line in fh:
                     if line.startswith("VmRSS:"):
