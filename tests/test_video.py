@@ -332,3 +332,21 @@ def test_a_damage_report_keeps_the_first_and_the_latest_complaints():
         report.note(f"corrupt packet at byte {i}")
     assert len(report.messages) == 20 and report.damaged and report.cause == "corrupt frames"
     assert report.messages[0].endswith(" 0") and report.messages[-1].endswith(" 999")
+
+
+def test_the_bundled_ffmpeg_is_found_without_importing_imageio_ffmpeg(tmp_path):
+    """With no ffmpeg on PATH, imageio-ffmpeg's binary is used; importing the package and its
+    check (it runs ``ffmpeg -version``) cost ~0.2 s of every run's start-up. A fresh interpreter tells."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; from fervid.video.probe import ffmpeg_exe; exe = ffmpeg_exe(); "
+            "print('imageio_ffmpeg' in sys.modules); print(exe)")
+    env = {**os.environ, "PATH": str(tmp_path)}  # an empty folder: no ffmpeg there
+    env.pop("IMAGEIO_FFMPEG_EXE", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    loaded, exe = out.split("\n")[:2]
+    assert loaded == "False" and "imageio_ffmpeg" in exe
+    version = subprocess.run([exe, "-version"], capture_output=True, text=True, check=True).stdout
+    assert version.startswith("ffmpeg version")

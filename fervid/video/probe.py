@@ -6,6 +6,8 @@ so the probe reads the stream summary ffmpeg prints for ``ffmpeg -i FILE``.
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
 import shutil
 import subprocess
@@ -18,7 +20,7 @@ from fervid.errors import ToolMissingError, VideoError
 
 def ffmpeg_exe() -> str:
     """ffmpeg from PATH, else the binary shipped in the imageio-ffmpeg wheel."""
-    found = shutil.which("ffmpeg")
+    found = shutil.which("ffmpeg") or os.environ.get("IMAGEIO_FFMPEG_EXE") or _bundled_ffmpeg()
     if found:
         return found
     try:
@@ -27,6 +29,18 @@ def ffmpeg_exe() -> str:
         return imageio_ffmpeg.get_ffmpeg_exe()
     except Exception:  # noqa: BLE001 - any failure means "not available"
         raise ToolMissingError("ffmpeg was not found: install it (e.g. apt install ffmpeg) or pip install imageio-ffmpeg") from None
+
+
+def _bundled_ffmpeg() -> str | None:
+    """The binary in imageio-ffmpeg's ``binaries`` folder, found without importing the package:
+    importing it (~60 ms) and its ``get_ffmpeg_exe()``, which runs ``ffmpeg -version`` to check
+    the binary (~0.1 s), were on the start-up of every run without an ffmpeg on PATH."""
+    spec = importlib.util.find_spec("imageio_ffmpeg")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        found = sorted(p for p in (Path(folder) / "binaries").glob("ffmpeg*") if p.is_file() and os.access(p, os.X_OK))
+        if found:
+            return str(found[-1])
+    return None
 
 
 @dataclass(frozen=True)
