@@ -19,6 +19,7 @@ import numpy as np
 from fervid.labels import EMOTIONS
 from fervid.records import FaceResult
 from fervid.style import EMOTION_BGR
+from fervid.video.decode import i420_planes
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 WHITE = (255, 255, 255)
@@ -36,11 +37,8 @@ class I420Canvas:
     """OpenCV drawing calls applied to the three planes of an I420 buffer ``[H*3/2, W]`` (W, H even)."""
 
     def __init__(self, buffer: np.ndarray, width: int, height: int):
-        h2, w2 = buffer.shape[0] * 2 // 3, buffer.shape[1]
         self.width, self.height = width, height
-        self.y = buffer[:h2]
-        chroma = buffer[h2:].reshape(2, h2 // 2, w2 // 2)
-        self.u, self.v = chroma[0], chroma[1]
+        self.y, self.u, self.v = i420_planes(buffer)
 
     def _split(self, bgr):
         return _yuv(tuple(bgr))

@@ -69,17 +69,13 @@ class Frame:
         i420 = self.image.ndim == 2 and self.image.shape[0] != self.height
         if not i420 or w % 2 or h % 2:
             return cv2.resize(self.rgb()[y0:y1, x0:x1], size, interpolation=interp)
-        ph, pw = self.image.shape[0] * 2 // 3, self.image.shape[1]  # plane size (even)
-        flat = self.image.reshape(-1)
+        y, u, v = i420_planes(self.image)
         out = np.empty((h * 3 // 2, w), np.uint8)
-        out[:h] = cv2.resize(self.image[y0:y1, x0:x1], size, interpolation=interp)
-        dst = out.reshape(-1)
-        for k in range(2):  # U then V, each a quarter of the Y plane's bytes
-            start = ph * pw + k * (ph * pw // 4)
-            plane = flat[start:start + ph * pw // 4].reshape(ph // 2, pw // 2)
-            part = plane[y0 // 2:(y1 + 1) // 2, x0 // 2:(x1 + 1) // 2]
-            at = h * w + k * (h * w // 4)
-            dst[at:at + h * w // 4] = cv2.resize(part, (w // 2, h // 2), interpolation=interp).reshape(-1)
+        oy, ou, ov = i420_planes(out)
+        oy[:] = cv2.resize(y[y0:y1, x0:x1], size, interpolation=interp)
+        for src, dst in ((u, ou), (v, ov)):  # half the size each way
+            part = src[y0 // 2:(y1 + 1) // 2, x0 // 2:(x1 + 1) // 2]
+            dst[:] = cv2.resize(part, (w // 2, h // 2), interpolation=interp)
         return cv2.cvtColor(out, cv2.COLOR_YUV2RGB_I420)
 
     def rgb(self) -> np.ndarray:
@@ -280,19 +276,22 @@ class Decoder:
         return _pack_i420(*planes)
 
 
+def i420_planes(buffer: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Views of the Y, U and V planes of an I420 buffer ``[H*3/2, W]`` (W, H even)."""
+    h, w = buffer.shape[0] * 2 // 3, buffer.shape[1]
+    chroma = buffer[h:].reshape(2, h // 2, w // 2)
+    return buffer[:h], chroma[0], chroma[1]
+
+
 def _pack_i420(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Planes into one ``[H*3/2, W]`` I420 array, odd sides padded to even with black (as the
-    encoder and :meth:`Frame.rgb_resized` need)."""
+    """Planes into one I420 buffer, odd sides padded to even with black (as the encoder and
+    :meth:`Frame.rgb_resized` need); FFmpeg's chroma planes already round their sides up."""
     h, w = y.shape
-    H, W = h + h % 2, w + w % 2
-    out = np.empty((H * 3 // 2, W), np.uint8)
-    out[:h, :w] = y
-    if (H, W) != (h, w):
-        out[h:H, :W] = 16
-        out[:h, w:W] = 16
-    flat, quarter = out.reshape(-1), H * W // 4
-    for k, plane in enumerate((u, v)):  # each (H/2, W/2): FFmpeg rounds chroma sides up
-        flat[H * W + k * quarter:H * W + (k + 1) * quarter].reshape(H // 2, W // 2)[:] = plane
+    out = np.empty(((h + h % 2) * 3 // 2, w + w % 2), np.uint8)
+    oy, ou, ov = i420_planes(out)
+    oy[:h, :w] = y
+    oy[h:], oy[:, w:] = 16, 16  # the padding, where a side is odd (empty slices otherwise)
+    ou[:], ov[:] = u, v
     return out
 
 
