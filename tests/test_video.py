@@ -153,6 +153,37 @@ def test_encode_variable_frame_rate_keeps_each_time(tmp_path):
     assert np.allclose(out, times, atol=0.002)
 
 
+def offgrid_clip(path, times_ms):
+    """A clip whose frames sit at the given milliseconds, off any frame-rate grid (written with
+    PyAV: ffmpeg's own encoder would round them to 1/rate)."""
+    import av
+    from fractions import Fraction
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for i, t in enumerate(times_ms):
+            frame = av.VideoFrame.from_ndarray(np.full((120, 160, 3), i * 20, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_encode_keeps_times_off_the_frame_rate_grid(tmp_path, suffix):
+    """Seen in session 13: frames 20 ms and 66 ms in came out at 40 and 80 ms, on a 1/25 s grid."""
+    times_ms = [0, 20, 66, 138, 236, 360, 510, 686]
+    src = offgrid_clip(tmp_path / "src.mkv", times_ms)
+    _, times = reencode(src, tmp_path / f"out{suffix}")
+    assert np.allclose(times, np.array(times_ms) / 1000, atol=1e-6)
+    out = [f.time_s for f in open_video(tmp_path / f"out{suffix}")[1]]
+    assert np.allclose(out, times, atol=0.001)
+
+
 def test_encoding_refuses_unknown_preset_and_crf():
     from fervid.video.encode import Encoding
 

@@ -131,7 +131,10 @@ class Encoder:
         pad = ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"] if odd else []
         cmd += ["-map", "0:v:0", *audio, *pad, "-c:v", CODEC,
                 "-preset", self.encoding.preset, "-crf", str(self.encoding.crf), "-x264-params", "rc-lookahead=5:bframes=1:sync-lookahead=0",
-                "-pix_fmt", "yuv420p", "-fps_mode", "passthrough", "-threads", str(self.threads or 2),
+                # The encoder's clock in 1/90000 s, not ffmpeg's default 1/frame rate: that grid
+                # moved a variable-rate video's frames by up to half a frame (0.02 s -> 0.04 s).
+                "-pix_fmt", "yuv420p", "-fps_mode", "passthrough", "-enc_time_base:v", "1/90000",
+                "-threads", str(self.threads or 2),
                 "-movflags", "+faststart", "-f", {".mkv": "matroska", ".mov": "mov"}.get(suffix, "mp4"),
                 "-y", str(self.out)]
         # Its own session: Ctrl-C reaches fervid, which then aborts the encoder and removes the part file.
