@@ -381,3 +381,23 @@ def test_the_bundled_ffmpeg_is_found_without_importing_imageio_ffmpeg(tmp_path):
     assert loaded == "False" and "imageio_ffmpeg" in exe
     version = subprocess.run([exe, "-version"], capture_output=True, text=True, check=True).stdout
     assert version.startswith("ffmpeg version")
+
+
+def test_an_unexpected_error_while_decoding_is_reported_not_swallowed(tmp_path, monkeypatch):
+    """The decoder runs in a thread: an error there must reach the report, or a run would end
+    early with outputs that look complete."""
+    info = probe(make_video(tmp_path / "a.mp4", rate="25", seconds=1))
+    real, calls = Decoder._image, []
+
+    def failing(self, frame):
+        calls.append(frame)
+        if len(calls) > 5:
+            raise ValueError("an unexpected pixel format")
+        return real(self, frame)
+
+    monkeypatch.setattr(Decoder, "_image", failing)
+    dec = Decoder(info, pix_fmt="yuv420p")
+    frames = list(dec)
+    assert len(frames) == 5 and dec.report.damaged and dec.report.returncode == 1
+    assert dec.report.cause == "decoding failed: ValueError: an unexpected pixel format"
+    assert "decoding stopped after 5 frames" in dec.report.summary()

@@ -107,6 +107,9 @@ class DecodeReport:
     @property
     def cause(self) -> str:
         """The most telling complaint in plain words."""
+        failed = next((m for m in self.messages if m.startswith("decoding failed: ")), None)
+        if failed:
+            return failed
         for needle, words in _PLAIN:
             if any(needle in m.lower() for m in self.messages):
                 return words
@@ -227,6 +230,10 @@ class Decoder:
                 self.report.returncode = 0
         except av.FFmpegError as err:  # the container could not be read on
             self.report.note(f"error while decoding: {err}")
+            self.report.returncode = 1
+        except Exception as err:  # noqa: BLE001 - anything else: this thread would end silently, and
+            # the outputs would look complete; reported as a failure to decode instead
+            self.report.note(f"decoding failed: {type(err).__name__}: {err}")
             self.report.returncode = 1
         finally:
             frames.put(_END, 0, stop)
