@@ -170,6 +170,9 @@ class Encoder:
                     self.mkv.write(*item)
                 except (BrokenPipeError, OSError) as err:
                     self._failed = err  # keep draining so that write() never blocks on a dead encoder
+                except Exception as err:  # noqa: BLE001 - a fault here must fail the file, not hang it:
+                    self._failed = err  # ffmpeg would wait for more input forever
+                    self.proc.kill()
 
     def close(self) -> None:
         if self.proc is None:
@@ -195,6 +198,8 @@ class Encoder:
 
     def _errors(self) -> str:
         self.proc.wait()
+        if self._failed is not None and not isinstance(self._failed, OSError):
+            return f"{type(self._failed).__name__}: {self._failed}"
         self._log.seek(0)
         text = self._log.read().decode("utf-8", "replace").strip().splitlines()
         if any("No space left" in ln for ln in text):
