@@ -134,11 +134,17 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, sample_f
 
 def _check_decoding(src: Path, report, last_time: float | None, info, result: FileResult) -> None:
     result.frames = report.frames
+    result.warning = decoding_warning(src, report, last_time, info.duration, "the outputs")
+
+
+def decoding_warning(src, report, last_time: float | None, duration: float | None, what: str) -> str | None:
+    """How far a damaged video decoded (None when whole); nothing decoded at all is an error."""
     if report.frames == 0:
         why = report.cause if report.damaged else "the video stream holds no decodable frame"
         raise VideoError(f"{src}: no frame could be decoded ({why})")
     if report.damaged:
-        result.warning = f"{src}: {report.summary(last_time, info.duration)}; the outputs cover what was decoded"
+        return f"{src}: {report.summary(last_time, duration)}; {what} cover what was decoded"
+    return None
 
 
 def _provenance(src, info, settings, analyzer, result, every, outputs) -> dict:

@@ -155,6 +155,23 @@ def test_python_api_matches_cli(tmp_path, face_video):
     assert np.allclose(df.happy.to_numpy(), cli.happy.to_numpy(), atol=1e-4)
 
 
+def test_python_api_warns_when_a_video_is_damaged(tmp_path):
+    import warnings
+
+    import fervid
+
+    whole_video = make_face_video(tmp_path / "whole.mp4", extra=["-movflags", "+faststart"])
+    data = whole_video.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        df = fervid.analyze(cut)
+        whole = fervid.analyze(whole_video)
+    assert 0 < len(df) < len(whole)
+    assert len(caught) == 1 and "the rows cover what was decoded" in str(caught[0].message)
+
+
 def test_parallel_jobs_give_the_same_rows(tmp_path, face_video, two_face_video):
     src = tmp_path / "in"
     src.mkdir()
