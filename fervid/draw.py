@@ -40,11 +40,8 @@ class I420Canvas:
         self.width, self.height = width, height
         self.y, self.u, self.v = i420_planes(buffer)
 
-    def _split(self, bgr):
-        return _yuv(tuple(bgr))
-
     def rectangle(self, p0, p1, bgr, thickness: int) -> None:
-        y, u, v = self._split(bgr)
+        y, u, v = _yuv(bgr)
         cv2.rectangle(self.y, p0, p1, y, thickness)
         half = (p0[0] // 2, p0[1] // 2), (p1[0] // 2, p1[1] // 2)
         t = thickness if thickness < 0 else max(1, thickness // 2)
@@ -52,7 +49,7 @@ class I420Canvas:
         cv2.rectangle(self.v, *half, v, t)
 
     def text(self, text: str, org, scale: float, bgr, thickness: int) -> None:
-        y, u, v = self._split(bgr)
+        y, u, v = _yuv(bgr)
         cv2.putText(self.y, text, org, FONT, scale, y, thickness, cv2.LINE_AA)
         half = (org[0] // 2, org[1] // 2)
         cv2.putText(self.u, text, half, FONT, scale / 2, u, max(1, thickness // 2), cv2.LINE_AA)

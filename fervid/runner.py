@@ -97,7 +97,8 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, sample_f
                 for sink in sinks:
                     sink.update(frame, faces)
                 bar.update(decoder.every)
-            _check_decoding(src, decoder.report, last_time, info, result)
+            result.frames = decoder.report.frames
+            result.warning = decoding_warning(src, decoder.report, last_time, info.duration, "the outputs")
             for sink in sinks:
                 sink.close()
             analyzer.times.add("decode (waiting)", decoder.wait_s)
@@ -130,11 +131,6 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, sample_f
         decoder.close()
         analyzer.close()
     return result
-
-
-def _check_decoding(src: Path, report, last_time: float | None, info, result: FileResult) -> None:
-    result.frames = report.frames
-    result.warning = decoding_warning(src, report, last_time, info.duration, "the outputs")
 
 
 def decoding_warning(src, report, last_time: float | None, duration: float | None, what: str) -> str | None:

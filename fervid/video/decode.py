@@ -25,13 +25,12 @@ from fervid.errors import VideoError
 from fervid.handoff import BytesQueue
 from fervid.video.probe import VideoInfo
 
-_DAMAGE = ("error while decoding", "invalid data", "corrupt", "missing picture", "concealing", "partial file",
-           "truncat", "invalid nal", "no frame", "error splitting", "end of file", "moov atom not found")
+# Plain words for the decoder's complaints: the notes of DecodeReport.note and the text of
+# FFmpeg's errors, which carry its last log line ("Error splitting the input into NAL units").
 _PLAIN = (("partial file", "the file ends early, probably truncated"),
-          ("moov atom not found", "the file is truncated"),
           ("invalid nal", "corrupt data in the video stream"),
           ("error splitting", "corrupt data in the video stream"),
-          ("corrupt", "corrupt frames"), ("concealing", "corrupt frames"),
+          ("corrupt", "corrupt frames"),
           ("error while decoding", "corrupt frames"), ("invalid data", "corrupt data in the video stream"),
           ("end of file", "the file ends early, probably truncated"))
 CHANNELS = {"gray": 1, "bgr24": 3, "yuv420p": 1.5}
@@ -102,7 +101,7 @@ class DecodeReport:
 
     @property
     def damaged(self) -> bool:
-        return bool(self.returncode) or any(any(k in m.lower() for k in _DAMAGE) for m in self.messages)
+        return bool(self.returncode) or bool(self.messages)  # every note is damage met on the way
 
     @property
     def cause(self) -> str:
