@@ -161,9 +161,9 @@ def ensemble(models, data, out, final, verbose):
 def _check_tiles(ctx, param, value: str) -> str:
     import re
 
-    if value in ("auto", "off") or re.fullmatch(r"[1-9]\d*x[1-9]\d*", value.lower()):
+    if value in ("auto", "off") or re.fullmatch(r"[1-9]\d*x[1-9]\d*(\+[1-9]\d*x[1-9]\d*)*", value.lower()):
         return value
-    raise click.BadParameter("use auto, off, or COLSxROWS such as 3x2")
+    raise click.BadParameter("use auto, off, COLSxROWS such as 3x2, or grids coarsest first such as 4x2+7x4")
 
 
 def _common(f):
@@ -182,7 +182,7 @@ def _common(f):
         click.option("--classify-every", default=round(1 / 15, 4), show_default=True,
                      help="Seconds between emotion readings of a face (probabilities are interpolated between); 0: every frame."),
         click.option("--tiles", default="auto", show_default=True, callback=_check_tiles,
-                     help="Detector tiling for small faces: auto, off, or COLSxROWS."),
+                     help="Detector tiling for small faces: auto, off, COLSxROWS, or grids coarsest first (4x2+7x4)."),
         click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True),
         click.option("--tta", is_flag=True, help="Average each face with its mirror image (twice the classifier work; "
                      "resnet_s_int8_mirror has it in its graph)."),

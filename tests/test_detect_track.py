@@ -3,17 +3,39 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from conftest import EXAMPLE_IMAGE
-from fervid.detect import Detection, DetectorSettings, FaceDetector, nms, tile_grid, tiles
+from fervid.detect import FIRST_STEP, STEP, Detection, DetectorSettings, FaceDetector, nms, tile_levels, tiles
 from fervid.shots import ShotCutDetector
 from fervid.track import Tracker
 
 
-def test_tile_grid_auto_scales_with_frame_size():
-    assert tile_grid(640, 360, "auto") == (1, 1)
-    assert tile_grid(1920, 1080, "auto") == (4, 2)
-    assert tile_grid(1080, 1920, "auto") == (2, 4)
-    assert tile_grid(1920, 1080, "off") == (1, 1)
-    assert tile_grid(1920, 1080, "3x2") == (3, 2)
+def test_tile_levels_auto_scales_with_frame_size():
+    assert tile_levels(640, 360, "auto") == []
+    assert tile_levels(1920, 1080, "auto") == [(4, 2)]
+    assert tile_levels(1080, 1920, "auto") == [(2, 4)]
+    assert tile_levels(1920, 1080, "off") == []
+    assert tile_levels(1920, 1080, "3x2") == [(3, 2)]
+    assert tile_levels(3840, 2160, "4x2+7x4") == [(4, 2), (7, 4)]
+
+
+def _side(w, h, grid, overlap=0.25):
+    cols, rows = grid
+    return max(w / (cols - (cols - 1) * overlap), h / (rows - (rows - 1) * overlap))
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (1920, 1080), (2560, 1440), (3840, 2160), (2160, 3840), (4096, 2160),
+                                  (5120, 2880), (7680, 4320), (3000, 3000)])
+def test_auto_tile_levels_leave_no_step_a_face_could_fall_through(size):
+    """Big frames get coarser grids before the fine one: no step from the frame to its first
+    tiles, or between grids, is so big that a face could be too small for one level and too big
+    to lie whole in a tile of the next; the finest tiles stay about 480 pixels on the short side."""
+    w, h = size
+    levels = tile_levels(w, h, "auto")
+    sides = [max(w, h)] + [_side(w, h, g) for g in levels]
+    assert sides[0] / sides[1] <= FIRST_STEP
+    assert all(a / b <= STEP for a, b in zip(sides[1:], sides[2:]))
+    assert sides == sorted(sides, reverse=True)
+    fine_short = min(w, h) / (min(levels[-1]) - (min(levels[-1]) - 1) * 0.25)
+    assert 400 <= fine_short <= 700
 
 
 def test_tiles_cover_frame_with_overlap():
