@@ -218,6 +218,29 @@ def test_audio_only_file_is_named_as_such(tmp_path):
         probe(p)
 
 
+@pytest.mark.parametrize("sar, coded, rotate, shown", [("4/3", "120x120", 0, (160, 120)),
+                                                      ("3/4", "160x120", 0, (160, 160)),
+                                                      ("4/3", "120x120", 90, (120, 160))])
+def test_non_square_pixels_are_decoded_in_the_shape_they_are_shown(tmp_path, sar, coded, rotate, shown):
+    """DV, DVD and HDV store pixels that are not square (SAR); frames come scaled to the picture
+    that players show, and turned after that, as the rotation tag applies to the shown picture."""
+    src = make_video(tmp_path / "a.mp4", size=coded, seconds=0.4, vf=f"setsar={sar}")
+    if rotate:
+        ffmpeg("-display_rotation", str(rotate), "-i", str(src), "-c", "copy", str(tmp_path / "r.mp4"))
+        src = tmp_path / "r.mp4"
+    info, dec = open_video(src)
+    assert info.sar == Fraction(sar) and (info.width, info.height) == shown
+    assert info.as_dict()["sar"] == sar.replace("/", ":")
+    frames = list(dec)
+    assert len(frames) == 10 and frames[0].image.shape[:2] == (shown[1], shown[0])
+    # The picture ffmpeg shows: turned by its autorotate, then scaled to the shown size (it
+    # scales and converts colour in two steps, fervid in one: a few levels apart on testsrc2's edges).
+    ffmpeg("-i", str(src), "-frames:v", "1", "-vf", f"scale={shown[0]}:{shown[1]}:flags=bicubic", "-f", "rawvideo",
+           "-pix_fmt", "bgr24", str(tmp_path / "ref.raw"))
+    ref = np.fromfile(tmp_path / "ref.raw", np.uint8).reshape(shown[1], shown[0], 3)
+    assert np.abs(frames[0].image.astype(int) - ref).mean() < 6
+
+
 def test_parse_report_reads_rotation_and_audio():
     report = """Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'x.mov':
   Duration: 00:00:11.73, start: 0.000000, bitrate: 893 kb/s
