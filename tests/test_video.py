@@ -241,6 +241,32 @@ def test_non_square_pixels_are_decoded_in_the_shape_they_are_shown(tmp_path, sar
     assert np.abs(frames[0].image.astype(int) - ref).mean() < 6
 
 
+def _shown_grey(path, tmp_path):
+    """The first frame's grey levels as a player shows them (its range applied)."""
+    raw = tmp_path / "shown.raw"
+    ffmpeg("-i", str(path), "-frames:v", "1", "-vf", "scale=out_range=pc,format=gray", "-f", "rawvideo", str(raw))
+    return np.fromfile(raw, np.uint8).astype(int)
+
+
+def test_full_range_video_comes_in_video_range_and_is_annotated_as_shown(tmp_path):
+    """Full-range sources (webcams' MJPEG, some phones and screen recorders: "pc", yuvj420p) come
+    as video-range I420, which the detector's colour conversion, the crops and the encoder all
+    assume: the annotated copy of one had its blacks and whites clipped (untagged full-range planes)."""
+    src = make_video(tmp_path / "pc.mp4", size="160x120", seconds=0.4, vf="scale=out_range=pc",
+                     extra=["-color_range", "pc"])
+    info, dec = open_video(src, pix_fmt="yuv420p")
+    out = tmp_path / "out.mp4"
+    enc = Encoder(out, info, pix_fmt="yuv420p")
+    for f in dec:
+        y = f.gray()
+        assert y.min() >= 14 and y.max() <= 237  # video range (x264's rounding aside)
+        enc.write(f.image, f.time_s)
+    enc.close()
+    a, b = _shown_grey(src, tmp_path), _shown_grey(out, tmp_path)
+    assert a.min() < 8 and a.max() > 220  # testsrc2 in the full range
+    assert np.abs(a - b).mean() < 2
+
+
 def test_parse_report_reads_rotation_and_audio():
     report = """Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'x.mov':
   Duration: 00:00:11.73, start: 0.000000, bitrate: 893 kb/s

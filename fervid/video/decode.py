@@ -263,16 +263,19 @@ class Decoder:
         """The frame's pixels, upright, in ``pix_fmt``: one copy out of FFmpeg's buffers when the
         video is already I420 (most are), a conversion first otherwise."""
         size = self.info.square_size
-        if (frame.width, frame.height) != size:
-            # Pixels that are not square (DV, DVD, HDV) are scaled to the shape the picture is
-            # shown with: a face squeezed to three quarters of its width read differently (the
-            # top emotion agreed on 58% of a clip's frames). And a picture whose size changed
-            # mid-stream (a TS recording, joined clips) is scaled back to the size the video
-            # started with, as ffmpeg does, so every frame fits the outputs.
+        i420 = self.pix_fmt == "yuv420p"
+        # Pixels that are not square (DV, DVD, HDV) are scaled to the shape the picture is shown
+        # with: a face squeezed to three quarters of its width read differently (the top emotion
+        # agreed on 58% of a clip's frames). A picture whose size changed mid-stream (a TS
+        # recording, joined clips) is scaled back to the size the video started with, as ffmpeg
+        # does, so every frame fits the outputs. And I420 comes in video range (16-235) whatever
+        # the source's, for everything after assumes it: the detector's colour conversion, the
+        # crops' grey levels, the encoder's output (a full-range webcam or phone video's annotated
+        # copy had its blacks and whites clipped).
+        full_range = i420 and frame.color_range == 2  # JPEG (full) range
+        if (frame.width, frame.height) != size or full_range or not (i420 and frame.format.name in _I420):
             frame = frame.reformat(width=size[0], height=size[1], format=self.pix_fmt, interpolation="BICUBIC",
-                                   threads=1)
-        elif not (self.pix_fmt == "yuv420p" and frame.format.name in _I420):
-            frame = frame.reformat(format=self.pix_fmt, interpolation="BICUBIC", threads=1)
+                                   threads=1, **({"dst_color_range": "MPEG"} if i420 else {}))
         rotate = _ROTATE.get(self.info.rotation)
         planes = [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size) for p in frame.planes]
         if self.pix_fmt != "yuv420p":

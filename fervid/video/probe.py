@@ -99,7 +99,7 @@ _VIDEO = re.compile(r"Stream #0:(\d+)[^:]*: Video: (\w+)(.*)$")
 _AUDIO = re.compile(r"Stream #0:\d+[^:]*: Audio: (\w+)")
 _SIZE = re.compile(r"(?<![\w.])(\d{1,5})x(\d{1,5})(?![\w])")
 _RATE = re.compile(r"(\d+(?:\.\d+)?k?) (fps|tbr)")
-_SAR = re.compile(r"\[SAR (\d+):(\d+) DAR ")
+_SAR = re.compile(r"\bSAR (\d+):(\d+) DAR ")  # "[SAR 4:3 DAR 16:9]", or without brackets (Matroska)
 _ROTATION = re.compile(r"rotation of (-?\d+(?:\.\d+)?) degrees")
 _PIXFMT = re.compile(r", ((?:yuv|yuvj|rgb|bgr|gray|nv|pal|argb|rgba|bgra|abgr|gbr|ya|mono|xyz|p0)\w*)")
 
