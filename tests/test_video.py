@@ -267,6 +267,40 @@ def test_full_range_video_comes_in_video_range_and_is_annotated_as_shown(tmp_pat
     assert np.abs(a - b).mean() < 2
 
 
+@pytest.mark.parametrize("printed, colour", [
+    ("yuv420p(progressive)", ("", "", "")),
+    ("yuv420p(tv, bt709, progressive)", ("bt709", "bt709", "bt709")),
+    ("yuvj420p(pc, bt470bg/unknown/unknown, progressive)", ("bt470bg", "", "")),
+    ("yuv420p10le(tv, bt2020nc/bt2020/arib-std-b67)", ("bt2020nc", "bt2020", "arib-std-b67")),
+    ("yuv420p(tv, smpte170m/smpte170m/bt709, top coded first (swapped))", ("smpte170m", "smpte170m", "bt709")),
+    ("gbrp(pc, gbr/bt709/iec61966-2-1)", ("", "", "")),  # RGB: converted with the encoder's own matrix
+])
+def test_parse_report_reads_the_colour_description(printed, colour):
+    report = ("Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'x.mp4':\n  Duration: 00:00:01.00, start: 0.000000, bitrate: 1 kb/s\n"
+              f"  Stream #0:0[0x1](und): Video: h264 (High), {printed}, 1920x1080 [SAR 1:1 DAR 16:9], 25 fps, 25 tbr\n")
+    assert parse_report(report, "x.mp4").colour == colour
+
+
+def test_annotated_copy_keeps_the_colour_description(tmp_path):
+    """An HDR phone video (HLG, BT.2020) whose annotated copy lost its tags would be shown washed out."""
+    src = make_video(tmp_path / "hlg.mkv", seconds=0.4,
+                     vf="setparams=color_primaries=bt2020:color_trc=arib-std-b67:colorspace=bt2020nc")
+    info, times = reencode_i420(src, tmp_path / "out.mp4")
+    assert info.colour == ("bt2020nc", "bt2020", "arib-std-b67")
+    assert probe(tmp_path / "out.mp4").colour == info.colour
+
+
+def reencode_i420(src, out):
+    info, dec = open_video(src, pix_fmt="yuv420p")
+    enc = Encoder(out, info, pix_fmt="yuv420p")
+    times = []
+    for f in dec:
+        enc.write(f.image, f.time_s)
+        times.append(f.time_s)
+    enc.close()
+    return info, times
+
+
 def test_parse_report_reads_rotation_and_audio():
     report = """Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'x.mov':
   Duration: 00:00:11.73, start: 0.000000, bitrate: 893 kb/s

@@ -128,8 +128,16 @@ class Encoder:
         # x264 needs even sides. I420 frames come padded to even already; otherwise the pad filter
         # only where a side is odd, for it copies every frame (~3% of encoding 1080p at superfast).
         odd = self.pix_fmt != "yuv420p" and (info.width % 2 or info.height % 2)
-        pad = ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"] if odd else []
-        cmd += ["-map", "0:v:0", *audio, *pad, "-c:v", CODEC,
+        filters = ["pad=ceil(iw/2)*2:ceil(ih/2)*2"] if odd else []
+        # The source's colour description, for its planes pass through unchanged (BGR frames are
+        # converted by ffmpeg, with its own matrix): untagged, an HDR phone video's copy (HLG,
+        # BT.2020) would look washed out, and an SD video in BT.709 be shown with BT.601's colours.
+        # (A filter, for ffmpeg 9's -color_primaries and -color_trc no longer reach x264.)
+        tags = [f"{key}={name}" for key, name in zip(("colorspace", "color_primaries", "color_trc"), info.colour) if name]
+        if tags and self.pix_fmt == "yuv420p":
+            filters.append("setparams=" + ":".join(tags))
+        vf = ["-vf", ",".join(filters)] if filters else []
+        cmd += ["-map", "0:v:0", *audio, *vf, "-c:v", CODEC,
                 "-preset", self.encoding.preset, "-crf", str(self.encoding.crf), "-x264-params", "rc-lookahead=5:bframes=1:sync-lookahead=0",
                 # The encoder's clock in 1/90000 s, not ffmpeg's default 1/frame rate: that grid
                 # moved a variable-rate video's frames by up to half a frame (0.02 s -> 0.04 s).

@@ -63,6 +63,7 @@ class VideoInfo:
     container: str
     stream: int = 0  # index of the video stream fervid reads, in the file (ffmpeg's -map 0:N)
     sar: Fraction = Fraction(1)  # sample aspect ratio: a coded pixel's width over its height
+    colour: tuple[str, str, str] = ("", "", "")  # matrix, primaries, transfer, as FFmpeg names them ("" unknown)
 
     @property
     def square_size(self) -> tuple[int, int]:
@@ -79,6 +80,7 @@ class VideoInfo:
         d = asdict(self)
         d["fps"] = f"{self.fps.numerator}/{self.fps.denominator}"
         d["sar"] = f"{self.sar.numerator}:{self.sar.denominator}"
+        d["colour"] = dict(zip(("matrix", "primaries", "transfer"), self.colour))
         return d
 
 
@@ -101,6 +103,15 @@ _SIZE = re.compile(r"(?<![\w.])(\d{1,5})x(\d{1,5})(?![\w])")
 _RATE = re.compile(r"(\d+(?:\.\d+)?k?) (fps|tbr)")
 _SAR = re.compile(r"\bSAR (\d+):(\d+) DAR ")  # "[SAR 4:3 DAR 16:9]", or without brackets (Matroska)
 _ROTATION = re.compile(r"rotation of (-?\d+(?:\.\d+)?) degrees")
+# The colour description ffmpeg prints after the pixel format, "yuv420p10le(tv, bt2020nc/bt2020/arib-std-b67)"
+# or, when the three names agree, "yuv420p(tv, bt709, progressive)". The names kept are the ones
+# the encoder's -colorspace, -color_primaries and -color_trc take as they are printed.
+_COLOUR = re.compile(r", (?:yuv|yuvj|nv|p0)\w*\(([^)]*)\)")
+_MATRICES = {"bt709", "fcc", "bt470bg", "smpte170m", "smpte240m", "ycgco", "bt2020nc", "bt2020c"}
+_PRIMARIES = {"bt709", "bt470m", "bt470bg", "smpte170m", "smpte240m", "film", "bt2020", "smpte428", "smpte431",
+              "smpte432"}
+_TRANSFERS = {"bt709", "gamma22", "gamma28", "smpte170m", "smpte240m", "linear", "iec61966-2-4", "bt1361e",
+              "iec61966-2-1", "bt2020-10", "bt2020-12", "smpte2084", "smpte428", "arib-std-b67"}
 _PIXFMT = re.compile(r", ((?:yuv|yuvj|rgb|bgr|gray|nv|pal|argb|rgba|bgra|abgr|gbr|ya|mono|xyz|p0)\w*)")
 
 
@@ -160,6 +171,12 @@ def parse_report(report: str, path: str) -> VideoInfo:
     sar = Fraction(1)
     if (m_sar := _SAR.search(rest)) and int(m_sar.group(1)) and int(m_sar.group(2)):
         sar = Fraction(int(m_sar.group(1)), int(m_sar.group(2)))
+    colour = ("", "", "")
+    if m_col := _COLOUR.search(rest):
+        for token in (t.strip() for t in m_col.group(1).split(",")):
+            names = token.split("/") if "/" in token else [token] * 3
+            if len(names) == 3 and (names[0] in _MATRICES or names[1] in _PRIMARIES or names[2] in _TRANSFERS):
+                colour = tuple(n if n in known else "" for n, known in zip(names, (_MATRICES, _PRIMARIES, _TRANSFERS)))
     sw, sh = _square(cw, ch, sar)
     w, h = (sh, sw) if rotation in (90, 270) else (sw, sh)
     dur = _DURATION.search(report)
@@ -174,7 +191,7 @@ def parse_report(report: str, path: str) -> VideoInfo:
         raise VideoError(f"{path}: a still image ({codec}), not a video")
     return VideoInfo(path=path, width=w, height=h, coded_width=cw, coded_height=ch, rotation=rotation, fps=fps,
                      duration=duration, start_time=start or 0.0, codec=codec, pix_fmt=pix.group(1) if pix else "",
-                     audio_codec=audio, container=container, stream=index, sar=sar)
+                     audio_codec=audio, container=container, stream=index, sar=sar, colour=colour)
 
 
 def _parse_rate(text: str) -> Fraction:
