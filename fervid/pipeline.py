@@ -42,6 +42,7 @@ class Settings:
     min_face: int = 20  # pixels, on the box's shorter side
     smooth: float = 0.3  # EMA time constant in seconds; 0 disables
     coast: float = 0.5  # seconds a lost face keeps its predicted box
+    relink: float = 10.0  # seconds a face lost while holding still may come back to its place under its ID
     activation: float = 0.0  # detector score a face needs to start a track (weaker ones only extend tracks)
     device: str = "cpu"
     threads: int = 0  # classifier threads; 0: one, and two detector threads on tiled frames (one job, 4+ cores)
@@ -117,7 +118,7 @@ class Analyzer:
         self.models = models or Models.load(settings)
         self.classifier, self.detector = self.models.classifier, self.models.detector
         self.detector.reset()  # a new video: every tile is scanned on the first key frame
-        self.tracker = Tracker(max_age=max(1.5, settings.coast), activation=settings.activation)
+        self.tracker = Tracker(max_age=max(1.5, settings.coast), activation=settings.activation, relink=settings.relink)
         self.cuts = ShotCutDetector()
         self.times = StageTimes()
         self.reader = FaceReader(self.classifier, EmaSmoother(settings.smooth), settings.classify_every,

@@ -59,6 +59,7 @@ class FaceReader:
         self._held = _Held()
         self._last_read = -np.inf  # time of the last frame whose faces were classified
         self._anchor: dict[int, tuple[float, np.ndarray]] = {}  # face_id -> its latest reading
+        self._seen: dict[int, float] = {}  # face_id -> the time of its latest row
 
     def update(self, stretch: Stretch) -> Iterator[tuple[Frame, list[FaceResult] | None]]:
         held, size = self._held, self.classifier.input_size
@@ -75,7 +76,11 @@ class FaceReader:
                 row = []
                 for fid, box, score in faces:
                     idx = -1
-                    if due or fid not in self._anchor:
+                    # A face's first frame is read, and so is its first frame back after half a
+                    # second unseen (the tracker gives a lost face its ID back): nothing is
+                    # blended across the gap.
+                    seen, self._seen[fid] = self._seen.get(fid, -np.inf), frame.time_s
+                    if due or fid not in self._anchor or frame.time_s - seen > 0.5:
                         idx = len(held.crops)
                         held.crops.append(square_crop(gray, tuple(box), size))
                         self._anchor.setdefault(fid, (frame.time_s, np.empty(0)))  # the reading itself comes in _interpolate
@@ -128,3 +133,4 @@ class FaceReader:
         """Drop readings of faces last read before ``before_s`` (a face seen again is read afresh):
         memory stays flat on long videos with many faces."""
         self._anchor = {f: a for f, a in self._anchor.items() if a[0] >= before_s}
+        self._seen = {f: t for f, t in self._seen.items() if t >= before_s}

@@ -4,8 +4,10 @@ Detections arrive only on key frames (a few per second), so tracks are matched a
 0.1-0.3 s; the cost therefore mixes overlap with centre distance and change of size, both relative
 to face size, and a track survives detector dropouts for ``max_age`` seconds. A track seen once
 has no velocity yet, so it may be matched farther away (``first_reach``): a face crossing the frame
-fast is one ID, not one per key frame. A shot cut ends every track (``reset``) so two people are
-never merged across a cut.
+fast is one ID, not one per key frame. A face that was lost while it held still and comes back
+to the same place within ``relink`` seconds gets its ID back (an interviewee looking down at
+notes, a hand over the face). A shot cut ends every track (``reset``) so two people are never
+merged across a cut.
 """
 
 from __future__ import annotations
@@ -70,8 +72,13 @@ class Tracker:
     """``update(detections, time_s)`` returns the detections that belong to a track, with IDs; IDs are never reused."""
 
     def __init__(self, cost: CostFn = iou_distance_size_cost, max_cost: float = 1.6, max_age: float = 1.5,
-                 activation: float = 0.0, first_reach: float = 3.0):
+                 activation: float = 0.0, first_reach: float = 3.0, relink: float = 10.0):
         self.cost, self.max_cost, self.max_age = cost, max_cost, max_age
+        # Lost tracks that may be taken up again: seen a few times, lost while holding still
+        # (moving under half a face size a second), for ``relink`` seconds. A walker in a crowd
+        # is not held for, so another one passing the same place later does not take the ID.
+        self.relink = relink
+        self.lost: list[Track] = []
         # The cost a track seen only once may be matched at, when nothing else is in reach (3.0:
         # two face sizes away with the default cost). On the 1080p crowd clip a woman crossing the
         # foreground at ~9 face sizes a second got a new ID on each of 7 key frames; with it, one.
@@ -83,9 +90,13 @@ class Tracker:
     def reset(self) -> None:
         """End every track (a shot cut); new faces get new IDs."""
         self.tracks = []
+        self.lost = []
 
     def update(self, detections: Sequence[Detection], time_s: float) -> list[TrackedFace]:
-        self.tracks = [t for t in self.tracks if time_s - t.last_time <= self.max_age]
+        live = [t for t in self.tracks if time_s - t.last_time <= self.max_age]
+        self.lost += [t for t in self.tracks if time_s - t.last_time > self.max_age and _still(t)]
+        self.lost = [t for t in self.lost if time_s - t.last_time <= self.relink]
+        self.tracks = live
         dets = np.array([d.xyxy for d in detections], dtype=float).reshape(-1, 4)
         assigned: dict[int, Track] = {}
         if self.tracks and len(dets):
@@ -97,6 +108,7 @@ class Tracker:
             for r, c in enumerate(cols):
                 if c >= 0 and cost[r, c] <= self.first_reach:
                     assigned[int(c)] = self.tracks[r]
+        self._relink(dets, detections, assigned)
         out = []
         for i, det in enumerate(detections):
             track = assigned.get(i)
@@ -115,6 +127,31 @@ class Tracker:
                 track.hits += 1
             out.append(TrackedFace(track.id, det))
         return out
+
+    def _relink(self, dets: np.ndarray, detections: Sequence[Detection], assigned: dict[int, Track]) -> None:
+        """Give unmatched detections, one each, a lost track that stood where they are (its last
+        box, no motion assumed over the gap); the track is live again, moving from there."""
+        free = [i for i in range(len(dets)) if i not in assigned and detections[i].score >= self.activation]
+        if not free or not self.lost:
+            return
+        cost = self.cost(np.array([t.box for t in self.lost]), dets[free])
+        cost = np.where(cost <= self.max_cost, cost, _NEVER)
+        _, cols, _ = lap.lapjv(cost, extend_cost=True, cost_limit=self.max_cost)
+        taken = set()
+        for r, c in enumerate(cols):
+            if c >= 0 and cost[r, c] <= self.max_cost:
+                track = self.lost[r]
+                track.velocity = np.zeros(2)
+                assigned[free[c]] = track
+                self.tracks.append(track)
+                taken.add(track.id)
+        self.lost = [t for t in self.lost if t.id not in taken]
+
+
+def _still(track: Track, hits: int = 3, speed: float = 0.5) -> bool:
+    """Seen ``hits`` times and moving under ``speed`` face sizes a second when lost."""
+    side = np.sqrt(max(np.prod(track.box[2:] - track.box[:2]), 1e-6))
+    return track.hits >= hits and float(np.linalg.norm(track.velocity)) < speed * side
 
 
 def _reach_far(cost: np.ndarray, far: float, first: np.ndarray) -> np.ndarray:

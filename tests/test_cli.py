@@ -255,3 +255,16 @@ def test_squeezed_pixels_give_the_faces_of_the_shown_picture(tmp_path):
     assert CliRunner().invoke(main, ["annotate", str(squeezed), "-o", str(annotated), "-q"]).exit_code == 0
     info = probe(annotated)
     assert (info.width, info.height, info.sar) == (232, 232, 1)
+
+
+def test_a_face_hidden_for_seconds_keeps_its_id(tmp_path):
+    """A hand over the face, or a look down, for 2.5 s: the face comes back under its ID, read
+    afresh (its first row back is a reading, not a blend across the gap)."""
+    src = make_face_video(tmp_path / "hidden.mp4", seconds=6.0,
+                          post="drawbox=x=60:y=10:w=100:h=100:color=gray:t=fill:enable='between(t,1.5,4)'")
+    csv = tmp_path / "t.csv"
+    assert CliRunner().invoke(main, ["timeline", str(src), "--csv", str(csv), "-q"]).exit_code == 0
+    df = pd.read_csv(csv)
+    assert df.face_id.nunique() == 1
+    assert df.time_s.min() < 0.1 and df.time_s.max() > 5.9
+    assert not ((df.time_s > 2.2) & (df.time_s < 3.9)).any()  # no face while hidden

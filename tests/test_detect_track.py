@@ -104,6 +104,32 @@ def test_tracker_reset_gives_new_ids():
     assert a != b
 
 
+def _ids_after_gap(tracker, gap, before=(100, 100), after=(104, 102), step=5.0, size=60):
+    """One face seen 5 times, then unseen for ``gap`` seconds, then seen again; its IDs before and after."""
+    (x0, y0), (x1, y1) = before, after
+    first = [tracker.update([Detection(x0 + step * i, y0, size, size, 0.9)], i * 0.2)[0].face_id for i in range(5)]
+    back = tracker.update([Detection(x1, y1, size, size, 0.9)], 0.8 + gap)[0].face_id
+    return first[0], back
+
+
+def test_a_still_face_lost_for_seconds_gets_its_id_back_where_it_was():
+    """An interviewee looking down at notes for 3 s is the same face: one ID, not two."""
+    assert len(set(_ids_after_gap(Tracker(), 3.0, step=1.0))) == 1
+    assert len(set(_ids_after_gap(Tracker(), 9.0, step=1.0))) == 1
+
+
+def test_relinking_needs_the_same_place_a_still_face_and_a_recent_loss():
+    far = _ids_after_gap(Tracker(), 3.0, step=1.0, after=(400, 100))  # another place
+    walker = _ids_after_gap(Tracker(), 3.0, step=40.0, after=(260, 100))  # lost while walking
+    late = _ids_after_gap(Tracker(), 12.0, step=1.0)  # lost longer than relink (10 s)
+    off = _ids_after_gap(Tracker(relink=0), 3.0, step=1.0)
+    assert all(a != b for a, b in (far, walker, late, off))
+    tr = Tracker()
+    a = [tr.update([Detection(100, 100, 60, 60, 0.9)], 0.0)[0].face_id]
+    tr.reset()  # a shot cut: no face comes back across it
+    assert tr.update([Detection(100, 100, 60, 60, 0.9)], 3.0)[0].face_id not in a
+
+
 def test_tracker_takes_a_cost_strategy():
     calls = []
 
