@@ -301,6 +301,20 @@ def reencode_i420(src, out):
     return info, times
 
 
+@pytest.mark.parametrize("suffix, codecs", [(".mp4", ("aac", "aac")), (".mkv", ("aac", "pcm_s16le"))])
+def test_every_audio_stream_is_kept(tmp_path, suffix, codecs):
+    """A recorder's second microphone, a translation: all audio streams come through, copied where
+    the output takes their codec (PCM into MP4 becomes AAC)."""
+    src = tmp_path / "two.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=1", "-f", "lavfi", "-i", "sine=frequency=330:duration=1",
+           "-f", "lavfi", "-i", "sine=frequency=550:duration=1", "-map", "0", "-map", "1", "-map", "2", "-c:v", "libx264",
+           "-preset", "ultrafast", "-c:a:0", "aac", "-c:a:1", "pcm_s16le", str(src))
+    assert probe(src).audio_codecs == ("aac", "pcm_s16le")
+    out = tmp_path / f"out{suffix}"
+    reencode(src, out)
+    assert probe(out).audio_codecs == codecs
+
+
 def test_parse_report_reads_rotation_and_audio():
     report = """Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'x.mov':
   Duration: 00:00:11.73, start: 0.000000, bitrate: 893 kb/s

@@ -117,10 +117,11 @@ class Encoder:
         info, suffix = self.info, self.out.suffix.lower()
         self._log = tempfile.TemporaryFile()
         audio: list[str] = []
-        if info.audio_codec:
-            ok = _COPY_OK[suffix]
-            codec = "copy" if ok is None or info.audio_codec in ok else "aac"
-            audio = ["-map", "1:a:0", "-c:a", codec]
+        ok = _COPY_OK[suffix]
+        for k, name in enumerate(info.audio_codecs or ((info.audio_codec,) if info.audio_codec else ())):
+            # Every audio stream is kept (a recorder's second microphone, a translation), copied
+            # where the container takes its codec, else made AAC.
+            audio += ["-map", f"1:a:{k}", f"-c:a:{k}", "copy" if ok is None or name in ok else "aac"]
         cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error",
                "-itsoffset", f"{first_time:.6f}", "-f", "matroska", "-i", "pipe:0"]
         if audio:

@@ -64,6 +64,7 @@ class VideoInfo:
     stream: int = 0  # index of the video stream fervid reads, in the file (ffmpeg's -map 0:N)
     sar: Fraction = Fraction(1)  # sample aspect ratio: a coded pixel's width over its height
     colour: tuple[str, str, str] = ("", "", "")  # matrix, primaries, transfer, as FFmpeg names them ("" unknown)
+    audio_codecs: tuple[str, ...] = ()  # every audio stream's, in order (audio_codec is the first)
 
     @property
     def square_size(self) -> tuple[int, int]:
@@ -185,13 +186,15 @@ def parse_report(report: str, path: str) -> VideoInfo:
         duration = int(dur.group(2)) * 3600 + int(dur.group(3)) * 60 + float(dur.group(4))
     if dur and dur.group(5):
         start = float(dur.group(5))
-    audio = next((m.group(1) for ln in lines if (m := _AUDIO.search(ln))), None)
+    audios = tuple(m.group(1) for ln in lines if (m := _AUDIO.search(ln)))
+    audio = audios[0] if audios else None
     container = next((m.group(1) for ln in lines if (m := _INPUT.search(ln))), "")
     if container == "image2" or container.endswith("_pipe"):
         raise VideoError(f"{path}: a still image ({codec}), not a video")
     return VideoInfo(path=path, width=w, height=h, coded_width=cw, coded_height=ch, rotation=rotation, fps=fps,
                      duration=duration, start_time=start or 0.0, codec=codec, pix_fmt=pix.group(1) if pix else "",
-                     audio_codec=audio, container=container, stream=index, sar=sar, colour=colour)
+                     audio_codec=audio, container=container, stream=index, sar=sar, colour=colour,
+                     audio_codecs=audios)
 
 
 def _parse_rate(text: str) -> Fraction:
