@@ -69,7 +69,8 @@ class TrackedFace:
 
 
 class Tracker:
-    """``update(detections, time_s)`` returns the detections that belong to a track, with IDs; IDs are never reused."""
+    """``update(detections, time_s)`` returns the detections that belong to a track, with IDs; a new
+    face never gets an ID that was used before."""
 
     def __init__(self, cost: CostFn = iou_distance_size_cost, max_cost: float = 1.6, max_age: float = 1.5,
                  activation: float = 0.0, first_reach: float = 3.0, relink: float = 10.0):

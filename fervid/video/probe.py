@@ -106,8 +106,8 @@ _SAR = re.compile(r"\bSAR (\d+):(\d+) DAR ")  # "[SAR 4:3 DAR 16:9]", or without
 _ROTATION = re.compile(r"rotation of (-?\d+(?:\.\d+)?) degrees")
 # The colour description ffmpeg prints after the pixel format, "yuv420p10le(tv, bt2020nc/bt2020/arib-std-b67)"
 # or, when the three names agree, "yuv420p(tv, bt709, progressive)". The names kept are the ones
-# the encoder's -colorspace, -color_primaries and -color_trc take as they are printed.
-_COLOUR = re.compile(r", (?:yuv|yuvj|nv|p0)\w*\(([^)]*)\)")
+# the encoder's setparams filter takes as they are printed.
+_COLOUR = re.compile(r", (?:yuv|nv|p0)\w*\(([^)]*)\)")
 _MATRICES = {"bt709", "fcc", "bt470bg", "smpte170m", "smpte240m", "ycgco", "bt2020nc", "bt2020c"}
 _PRIMARIES = {"bt709", "bt470m", "bt470bg", "smpte170m", "smpte240m", "film", "bt2020", "smpte428", "smpte431",
               "smpte432"}
