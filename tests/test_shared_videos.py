@@ -1,12 +1,16 @@
 """End to end on the real clips in ../shared/videos (skipped when they are not there)."""
 
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from conftest import ffmpeg
-from fervid.boxes import iou_matrix
+from conftest import ROOT, ffmpeg
+
+sys.path.insert(0, str(ROOT / "bench"))
+from resolutions import followed  # noqa: E402 - the benchmark's measure, asserted here
 
 from fervid.cli import main
 from fervid.video.decode import open_video
@@ -60,24 +64,8 @@ def test_crowd_in_4k_is_followed_as_in_1080p(tmp_path, shared_videos):
     ffmpeg("-i", str(src), "-vf", "scale=3840:2160", "-c:v", "libx264", "-preset", "ultrafast", "-an", str(big))
     for video, csv in ((src, tmp_path / "hd.csv"), (big, tmp_path / "uhd.csv")):
         assert run("timeline", video, "--csv", csv, "-q").exit_code == 0
-    hd, uhd = pd.read_csv(tmp_path / "hd.csv"), pd.read_csv(tmp_path / "uhd.csv")
-    by_frame = dict(list(uhd.groupby("frame")))
-    coverage, ids = [], []
-    for _, track in hd.groupby("face_id"):
-        if len(track) < 20:
-            continue
-        found = []
-        for r in track.itertuples():
-            g = by_frame.get(r.frame)
-            if g is None:
-                continue
-            iou = iou_matrix(np.array([[r.x, r.y, r.x + r.w, r.y + r.h]]) * 2, np.c_[g.x, g.y, g.x + g.w, g.y + g.h])[0]
-            if iou.max() >= 0.5:
-                found.append(g.face_id.iloc[iou.argmax()])
-        coverage.append(len(found) / len(track))
-        ids.append(len(set(found)))
-    assert len(coverage) >= 10
-    assert np.mean(coverage) >= 0.85 and np.mean(ids) <= 1.4, (coverage, ids)
+    coverage, ids = followed(pd.read_csv(tmp_path / "hd.csv"), pd.read_csv(tmp_path / "uhd.csv"), 2.0)
+    assert coverage >= 0.85 and ids <= 1.4, (coverage, ids)
 
 
 def test_sparse_sampling_of_a_crowd_keeps_every_box_in_the_picture(tmp_path, shared_videos):

@@ -124,10 +124,10 @@ def test_closing_a_decoder_ends_a_consumer_waiting_in_another_thread(tmp_path):
     assert dec.report.damaged  # stopped early: not the whole video
 
 
-def reencode(src, out):
+def reencode(src, out, pix_fmt="bgr24"):
     """Decode ``src`` and encode every frame to ``out``; returns the input's info and frame times."""
-    info, dec = open_video(src)
-    enc = Encoder(out, info)
+    info, dec = open_video(src, pix_fmt=pix_fmt)
+    enc = Encoder(out, info, pix_fmt=pix_fmt)
     times = []
     for f in dec:
         enc.write(f.image, f.time_s)
@@ -285,20 +285,9 @@ def test_annotated_copy_keeps_the_colour_description(tmp_path):
     """An HDR phone video (HLG, BT.2020) whose annotated copy lost its tags would be shown washed out."""
     src = make_video(tmp_path / "hlg.mkv", seconds=0.4,
                      vf="setparams=color_primaries=bt2020:color_trc=arib-std-b67:colorspace=bt2020nc")
-    info, times = reencode_i420(src, tmp_path / "out.mp4")
+    info, _ = reencode(src, tmp_path / "out.mp4", pix_fmt="yuv420p")
     assert info.colour == ("bt2020nc", "bt2020", "arib-std-b67")
     assert probe(tmp_path / "out.mp4").colour == info.colour
-
-
-def reencode_i420(src, out):
-    info, dec = open_video(src, pix_fmt="yuv420p")
-    enc = Encoder(out, info, pix_fmt="yuv420p")
-    times = []
-    for f in dec:
-        enc.write(f.image, f.time_s)
-        times.append(f.time_s)
-    enc.close()
-    return info, times
 
 
 @pytest.mark.parametrize("suffix, codecs", [(".mp4", ("aac", "aac")), (".mkv", ("aac", "pcm_s16le"))])
