@@ -58,7 +58,8 @@ def ssd_anchors(spec: AnchorSpec) -> np.ndarray:
 
 def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> tuple[np.ndarray, np.ndarray]:
     """MediaPipe's WEIGHTED suppression: each group of boxes overlapping the best one by more than
-    ``iou`` becomes their score-weighted average, with the best score. Boxes are x0, y0, x1, y1."""
+    ``iou`` becomes their score-weighted average, with the best score. Boxes are x0, y0, x1, y1,
+    optionally followed by keypoints, which are averaged alike."""
     order = np.argsort(-scores, kind="stable")
     boxes, scores = boxes[order], scores[order]
     kept_boxes, kept_scores = [], []
@@ -66,13 +67,13 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> tuple[np.
     for i in range(len(boxes)):
         if not alive[i]:
             continue
-        group = alive & (iou_matrix(boxes[i:i + 1], boxes)[0] > iou)
+        group = alive & (iou_matrix(boxes[i:i + 1, :4], boxes[:, :4])[0] > iou)
         group[i] = True
         w = scores[group]
         kept_boxes.append((boxes[group] * w[:, None]).sum(0) / w.sum())
         kept_scores.append(scores[i])
         alive &= ~group
-    return np.array(kept_boxes, np.float32).reshape(-1, 4), np.array(kept_scores, np.float32)
+    return np.array(kept_boxes, np.float32).reshape(-1, boxes.shape[1]), np.array(kept_scores, np.float32)
 
 
 class OnnxBlazeFace:
@@ -121,14 +122,16 @@ class OnnxBlazeFace:
         if not len(hit):
             return []
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits[hit], -100, 100)))
-        reg = raw[0, hit, :4] / side
+        reg = raw[0, hit, :8] / side
         centre = self.anchors[hit] + reg[:, :2]
-        half = reg[:, 2:] / 2
-        boxes = np.concatenate([centre - half, centre + half], 1) * side  # in the square's pixels
+        half = reg[:, 2:4] / 2
+        eyes = np.tile(self.anchors[hit], 2) + reg[:, 4:8]  # the face's right eye (x, y), then its left
+        boxes = np.concatenate([centre - half, centre + half, eyes], 1) * side  # in the square's pixels
         boxes, scores = weighted_nms(boxes, scores, self.nms_iou)
-        boxes = (boxes - np.array([px, py, px, py], np.float32)) / scale
-        return [Detection(float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1]), float(s))
-                for b, s in zip(boxes, scores)]
+        boxes[:, :4] = (boxes[:, :4] - np.array([px, py, px, py], np.float32)) / scale
+        rolls = np.degrees(np.arctan2(boxes[:, 7] - boxes[:, 5], boxes[:, 6] - boxes[:, 4]))
+        return [Detection(float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1]), float(s), float(r))
+                for b, s, r in zip(boxes, scores, rolls)]
 
     def close(self) -> None:
         self.session = None

@@ -24,6 +24,7 @@ DEFAULT_MODEL = "resnet_ms_x3_int8"  # resnet_m and two resnet_s in 8 bits, aver
 # (IQR 1.05-1.27), centred 0.03 box heights below the image centre. bench/calibrate_crop.py measures it.
 CROP_SCALE = 1.15
 CROP_SHIFT_Y = -0.03
+MIN_ROLL = 10.0  # degrees of roll below which the crop stays upright (chosen on PublicTest)
 
 
 def shipped_models() -> list[Path]:
@@ -44,8 +45,12 @@ def resolve_model(name: str | None) -> Path:
 
 
 def square_crop(gray: np.ndarray, box: tuple[float, float, float, float], size: int,
-                scale: float = CROP_SCALE, shift_y: float = CROP_SHIFT_Y) -> np.ndarray:
-    """A square of side ``scale`` x the box's larger side, centred on the box, resized to ``size``; edges replicated."""
+                scale: float = CROP_SCALE, shift_y: float = CROP_SHIFT_Y, roll: float = 0.0) -> np.ndarray:
+    """A square of side ``scale`` x the box's larger side, centred on the box, resized to ``size``;
+    edges replicated. With ``roll`` (degrees) the square is turned with the face, so that its
+    eyes come out level, as FER-2013's faces are."""
+    if abs(roll) >= MIN_ROLL:
+        return _levelled_crop(gray, box, size, scale, shift_y, roll)
     x0, y0, x1, y1 = box
     side = max(x1 - x0, y1 - y0) * scale
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 + shift_y * (y1 - y0)
@@ -68,6 +73,24 @@ def square_crop(gray: np.ndarray, box: tuple[float, float, float, float], size: 
         patch = patch[::k, ::k]
     interp = cv2.INTER_AREA if patch.shape[0] > size else cv2.INTER_LINEAR
     return cv2.resize(patch, (size, size), interpolation=interp)
+
+
+def _levelled_crop(gray: np.ndarray, box: tuple[float, float, float, float], size: int, scale: float,
+                   shift_y: float, roll: float) -> np.ndarray:
+    """The turned square: the upright square holding it is cropped and shrunk as usual (to about
+    the output's scale), then turned by ``roll`` about its centre and cut to ``size``."""
+    x0, y0, x1, y1 = box
+    side = max(x1 - x0, y1 - y0) * scale
+    a = np.radians(roll)
+    dy = shift_y * (y1 - y0)  # the crop's centre is shifted along the face's own vertical
+    cx, cy = (x0 + x1) / 2 - dy * np.sin(a), (y0 + y1) / 2 + dy * np.cos(a)
+    reach = side * (abs(np.cos(a)) + abs(np.sin(a)))
+    outer = int(np.ceil(size * reach / side)) + 2
+    patch = square_crop(gray, (cx - reach / 2, cy - reach / 2, cx + reach / 2, cy + reach / 2), outer,
+                        scale=1.0, shift_y=0.0)
+    m = cv2.getRotationMatrix2D(((outer - 1) / 2, (outer - 1) / 2), roll, size * reach / (side * outer))
+    m[:, 2] += (size - outer) / 2
+    return cv2.warpAffine(patch, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 @dataclass(frozen=True)

@@ -176,7 +176,7 @@ class FaceDetector:
         else:
             small = cv2.resize(image[y0:y1, x0:x1], size, interpolation=cv2.INTER_AREA)
         sx, sy = w / small.shape[1], h / small.shape[0]
-        return [Detection(d.x * sx + x0, d.y * sy + y0, d.w * sx, d.h * sy, d.score)
+        return [Detection(d.x * sx + x0, d.y * sy + y0, d.w * sx, d.h * sy, d.score, d.roll)
                 for d in model.detect(np.ascontiguousarray(small))]
 
     def _scan(self, image, boxes: list[tuple[int, int, int, int]]) -> list[list[Detection]]:
@@ -237,4 +237,4 @@ class FaceDetector:
 
 def clip(d: Detection, width: int, height: int) -> Detection:
     x0, y0, x1, y1 = (float(v) for v in clip_box(np.array(d.xyxy), width, height))
-    return Detection(x0, y0, x1 - x0, y1 - y0, d.score)
+    return Detection(x0, y0, x1 - x0, y1 - y0, d.score, d.roll)

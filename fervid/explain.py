@@ -34,7 +34,7 @@ def from_picture(rgb: np.ndarray, size: int, caption: str) -> Crops:
         raise FervidError(f"{caption}: no face found")
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     faces = sorted(faces, key=lambda d: d.x)
-    images = np.stack([square_crop(gray, d.xyxy, size) for d in faces])
+    images = np.stack([square_crop(gray, d.xyxy, size, roll=d.roll) for d in faces])
     return Crops(images, [f"{caption} face {i + 1}" for i in range(len(faces))], [None] * len(faces))
 
 

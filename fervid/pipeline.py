@@ -20,7 +20,7 @@ from fervid.classify import Classifier
 from fervid.boxes import clip_box, iou_matrix
 from fervid.detect import DetectorSettings, FaceDetector
 from fervid.handoff import BytesQueue
-from fervid.read import FaceReader, Stretch
+from fervid.read import FaceReader, Located, Stretch
 from fervid.records import FaceResult
 from fervid.shots import ShotCutDetector
 from fervid.smooth import EmaSmoother
@@ -83,7 +83,7 @@ class Models:
 class _Key:
     frame: Frame
     gray: np.ndarray
-    faces: dict[int, tuple[np.ndarray, float]]  # face_id -> (x0, y0, x1, y1), det_score
+    faces: dict[int, Located]
 
 
 _END = object()
@@ -95,8 +95,8 @@ def _steady(a: _Key, b: _Key, min_iou: float = 0.9) -> bool:
     about 60-80% of consecutive key frames (0.2 s apart) are steady by this rule, in crowds few."""
     if a.faces.keys() != b.faces.keys():
         return False
-    for fid, (box, score) in b.faces.items():
-        if score != score or iou_matrix(box[None], a.faces[fid][0][None])[0, 0] < min_iou:
+    for fid, face in b.faces.items():
+        if face.score != face.score or iou_matrix(face.box[None], a.faces[fid].box[None])[0, 0] < min_iou:
             return False
     return True
 
@@ -207,20 +207,21 @@ class Analyzer:
             dets = [d for d in self.detector.detect(frame) if min(d.w, d.h) >= self.settings.min_face]
         with self.times.time("track"):
             tracked = self.tracker.update(dets, frame.time_s)
-        faces = {t.face_id: (np.array(t.detection.xyxy), t.detection.score) for t in tracked}
+        faces = {t.face_id: Located(t.face_id, np.array(t.detection.xyxy), t.detection.score, t.detection.roll)
+                 for t in tracked}
         # Carry a face the detector just missed, for a short while, at its predicted place, if it
         # was seen at least twice (a one-off false detection is not carried) and no detected face
         # already stands there (then the track has simply lost it). The prediction is cut to the
         # picture, as detections are, and dropped once too little of it is left there (a face
         # leaving the frame).
-        detected = np.array([box for box, _ in faces.values()]).reshape(-1, 4)
+        detected = np.array([face.box for face in faces.values()]).reshape(-1, 4)
         for track in self.tracker.tracks:
             if track.id not in faces and track.hits >= 2 and 0 < frame.time_s - track.last_time <= self.settings.coast:
                 box = clip_box(track.predict(frame.time_s), frame.width, frame.height)
                 if min(box[2] - box[0], box[3] - box[1]) < self.settings.min_face:
                     continue
                 if not len(detected) or iou_matrix(box[None], detected).max() < 0.2:
-                    faces[track.id] = (box, float("nan"))
+                    faces[track.id] = Located(track.id, box, float("nan"), track.roll)
         return _Key(frame, gray, faces)
 
     @staticmethod
@@ -238,14 +239,15 @@ class Analyzer:
             ids = set(prev.faces) | set(key.faces) if prev else set()
             for fid in sorted(ids):
                 if fid in prev.faces and fid in key.faces:
-                    box = (1 - a) * prev.faces[fid][0] + a * key.faces[fid][0]
-                    faces.append((fid, box, prev.faces[fid][1] if a < 0.5 else key.faces[fid][1]))
+                    p, k = prev.faces[fid], key.faces[fid]
+                    faces.append(Located(fid, (1 - a) * p.box + a * k.box, p.score if a < 0.5 else k.score,
+                                         (1 - a) * p.roll + a * k.roll))
                 elif fid in prev.faces and a < 0.5:
-                    faces.append((fid, prev.faces[fid][0], prev.faces[fid][1]))
+                    faces.append(prev.faces[fid])
                 elif fid in key.faces and a >= 0.5:
-                    faces.append((fid, key.faces[fid][0], key.faces[fid][1]))
+                    faces.append(key.faces[fid])
             plan.append((frame, gray, faces))
-        plan.append((key.frame, key.gray, [(fid, box, s) for fid, (box, s) in sorted(key.faces.items())]))
+        plan.append((key.frame, key.gray, [face for _, face in sorted(key.faces.items())]))
         return plan
 
     def close(self) -> None:

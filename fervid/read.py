@@ -17,7 +17,7 @@ Two savings, both invisible in the output's shape (every analysed frame still ge
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Iterator, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -29,9 +29,20 @@ from fervid.video.decode import Frame
 
 _NO_PIXELS = np.zeros((0, 0), np.uint8)
 _EPS = 1e-6
-# A stretch: (frame, grey picture or None, faces or None), the last entry being its key frame.
-# Faces are (face_id, box x0 y0 x1 y1, detector score); None marks a frame that is not analysed.
-Stretch = Sequence[tuple[Frame, "np.ndarray | None", "list[tuple[int, np.ndarray, float]] | None"]]
+
+
+class Located(NamedTuple):
+    """A face on one frame, located and not yet read."""
+
+    face_id: int
+    box: np.ndarray  # x0, y0, x1, y1
+    score: float  # the detector's, NaN when the box was carried over a missed detection
+    roll: float = 0.0  # degrees; the crop is turned with the face (fervid.classify.square_crop)
+
+
+# A stretch: (frame, grey picture or None, faces or None), the last entry being its key frame;
+# None marks a frame that is not analysed.
+Stretch = Sequence[tuple[Frame, "np.ndarray | None", "list[Located] | None"]]
 
 
 @dataclass
@@ -74,7 +85,7 @@ class FaceReader:
                 if due and faces:
                     self._last_read = frame.time_s
                 row = []
-                for fid, box, score in faces:
+                for fid, box, score, roll in faces:
                     idx = -1
                     # A face's first frame is read, and so is its first frame back after half a
                     # second unseen (the tracker gives a lost face its ID back): nothing is
@@ -82,7 +93,7 @@ class FaceReader:
                     seen, self._seen[fid] = self._seen.get(fid, -np.inf), frame.time_s
                     if due or fid not in self._anchor or frame.time_s - seen > 0.5:
                         idx = len(held.crops)
-                        held.crops.append(square_crop(gray, tuple(box), size))
+                        held.crops.append(square_crop(gray, tuple(box), size, roll=roll))
                         self._anchor.setdefault(fid, (frame.time_s, np.empty(0)))  # the reading itself comes in _interpolate
                     row.append((fid, box, score, idx))
                 held.frames.append((frame if self.keep_pixels else replace(frame, image=_NO_PIXELS), row))

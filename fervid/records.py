@@ -11,13 +11,15 @@ from fervid.labels import EMOTIONS
 
 @dataclass(frozen=True)
 class Detection:
-    """A face box in frame pixels (upright orientation) and the detector's confidence."""
+    """A face box in frame pixels (upright orientation), the detector's confidence, and the face's
+    roll: the tilt of the line through its eyes, in degrees (positive: turned clockwise on screen)."""
 
     x: float
     y: float
     w: float
     h: float
     score: float
+    roll: float = 0.0
 
     @property
     def xyxy(self) -> tuple[float, float, float, float]:

@@ -53,6 +53,7 @@ class Track:
     last_time: float
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # of the centre, pixels per second
     hits: int = 1
+    roll: float = 0.0  # of the last detection, degrees
 
     def predict(self, time_s: float) -> np.ndarray:
         """The last box moved at the centre's velocity; the size is kept, so a box never turns inside out."""
@@ -116,7 +117,7 @@ class Tracker:
             if track is None and det.score < self.activation:
                 continue
             if track is None:
-                track = Track(self.next_id, dets[i], det.score, time_s)
+                track = Track(self.next_id, dets[i], det.score, time_s, roll=det.roll)
                 self.next_id += 1
                 self.tracks.append(track)
             else:
@@ -124,7 +125,7 @@ class Tracker:
                 if dt > 0:
                     v = (_centre(dets[i]) - _centre(track.box)) / dt
                     track.velocity = 0.5 * track.velocity + 0.5 * v if track.hits > 1 else v
-                track.box, track.score, track.last_time = dets[i], det.score, time_s
+                track.box, track.score, track.last_time, track.roll = dets[i], det.score, time_s, det.roll
                 track.hits += 1
             out.append(TrackedFace(track.id, det))
         return out

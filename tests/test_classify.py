@@ -102,3 +102,20 @@ def test_tta_averages_each_crop_with_its_mirror():
     x = np.random.default_rng(1).integers(0, 256, (4, plain.input_size, plain.input_size), dtype=np.uint8)
     expected = (plain.predict(x) + plain.predict(x[:, :, ::-1].copy())) / 2
     assert np.allclose(tta.predict(x), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("angle", [12, 25, -30])
+def test_levelled_crop_of_a_tilted_face_is_the_upright_crop(angle):
+    """A face turned by ``angle`` (counter-clockwise on screen, so its roll is -angle) is cropped
+    turned back: nearly the upright crop, where the plain crop is far from it."""
+    from conftest import EXAMPLE_IMAGE
+
+    gray = cv2.imread(str(EXAMPLE_IMAGE), cv2.IMREAD_GRAYSCALE)
+    box = (172.2, 66.3, 278.1, 172.2)  # her face, as the detector finds it
+    centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+    turned = cv2.warpAffine(gray, cv2.getRotationMatrix2D(centre, angle, 1.0), gray.shape[::-1],
+                            borderMode=cv2.BORDER_REPLICATE)
+    upright = square_crop(gray, box, 48).astype(int)
+    levelled = np.abs(square_crop(turned, box, 48, roll=-angle).astype(int) - upright).mean()
+    plain = np.abs(square_crop(turned, box, 48).astype(int) - upright).mean()
+    assert levelled < 7 and plain > 3 * levelled

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fervid.read import FaceReader
+from fervid.read import FaceReader, Located
 from fervid.smooth import EmaSmoother
 from fervid.video.decode import Frame
 
@@ -32,7 +32,7 @@ def stretches(n_frames=90, fps=30.0, key_every=6, faces=(1, 2)):
     for i in range(n_frames):
         gray = np.full((120, 160), 40 + 2 * i, np.uint8)
         frame = Frame(i, i / fps, gray, 160, 120)
-        boxes = [(fid, np.array([10.0 + 60 * k, 20, 60 + 60 * k, 70]), 0.9)
+        boxes = [Located(fid, np.array([10.0 + 60 * k, 20, 60 + 60 * k, 70]), 0.9)
                  for k, fid in enumerate(faces) if fid == 1 or i >= 20]
         frames.append((frame, gray, boxes))
         if (i + 1) % key_every == 0 or i == n_frames - 1:
