@@ -5,7 +5,8 @@
 Each FER-2013 face of the split is upscaled to 192 px, padded (edges replicated) into a 384 px
 canvas, turned by an angle (0, 10, 20 or 30 degrees either way, or anywhere in +-30), and found by
 BlazeFace there; its crop is read upright as it is ("plain") and turned back by the detected roll
-where that reaches ``fervid.classify.MIN_ROLL`` ("levelled", what fervid does). Faces the detector
+as fervid does ("levelled": not below 7 degrees, in part up to 13, fully beyond; ``fervid.classify.
+ROLL_RAMP``). Faces the detector
 misses are left out, so the accuracies are of the faces found. Choose on PublicTest; PrivateTest
 is for measuring a final choice once.
 """

@@ -24,7 +24,10 @@ DEFAULT_MODEL = "resnet_ms_x3_int8"  # resnet_m and two resnet_s in 8 bits, aver
 # (IQR 1.05-1.27), centred 0.03 box heights below the image centre. bench/calibrate_crop.py measures it.
 CROP_SCALE = 1.15
 CROP_SHIFT_Y = -0.03
-MIN_ROLL = 10.0  # degrees of roll below which the crop stays upright (chosen on PublicTest)
+# Roll (degrees) below which the crop stays upright, and from which it is turned fully back; in
+# between it is turned back in part, so that a head leaning about the threshold does not make
+# the crops jump from one frame to the next. Chosen on PublicTest (bench/roll.py, README).
+ROLL_RAMP = (7.0, 13.0)
 
 
 def shipped_models() -> list[Path]:
@@ -47,10 +50,12 @@ def resolve_model(name: str | None) -> Path:
 def square_crop(gray: np.ndarray, box: tuple[float, float, float, float], size: int,
                 scale: float = CROP_SCALE, shift_y: float = CROP_SHIFT_Y, roll: float = 0.0) -> np.ndarray:
     """A square of side ``scale`` x the box's larger side, centred on the box, resized to ``size``;
-    edges replicated. With ``roll`` (degrees) the square is turned with the face, so that its
-    eyes come out level, as FER-2013's faces are."""
-    if abs(roll) >= MIN_ROLL:
-        return _levelled_crop(gray, box, size, scale, shift_y, roll)
+    edges replicated. With ``roll`` (degrees) beyond FER-2013's own faces' lean the square is
+    turned with the face, so that its eyes come out about level, as FER-2013's are."""
+    lo, hi = ROLL_RAMP
+    turn = roll * min(max((abs(roll) - lo) / (hi - lo), 0.0), 1.0)
+    if abs(turn) >= 0.5:
+        return _levelled_crop(gray, box, size, scale, shift_y, turn)
     x0, y0, x1, y1 = box
     side = max(x1 - x0, y1 - y0) * scale
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 + shift_y * (y1 - y0)
