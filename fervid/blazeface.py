@@ -212,10 +212,15 @@ class MediaPipeBlazeFace:
         else:
             scale = 1.0
         out = []
+        h, w = rgb.shape[:2]
         for d in self._mp.detect(self._wrap(rgb)).detections:
             b = d.bounding_box
+            roll = 0.0
+            if len(d.keypoints) >= 2:  # the face's right eye, then its left, in 0..1 of the image
+                right, left = d.keypoints[0], d.keypoints[1]
+                roll = math.degrees(math.atan2((left.y - right.y) * h, (left.x - right.x) * w))
             out.append(Detection(b.origin_x / scale, b.origin_y / scale, b.width / scale, b.height / scale,
-                                 float(d.categories[0].score)))
+                                 float(d.categories[0].score), roll))
         return out
 
     def close(self) -> None:
