@@ -28,8 +28,9 @@ from fervid.detect import tile_levels
 from fervid.video.probe import ffmpeg_exe
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "videos"
-COPIES = [("2560x1440", "scale=2560:1440", 4 / 3), ("3840x2160", "scale=3840:2160", 2.0),
-          ("HDV 1440x1080, 4:3 pixels", "scale=1440:1080,setsar=4/3", 1.0)]
+# name, ffmpeg filter, the picture fervid sees (square pixels), its scale to the 1080p original
+COPIES = [("2560x1440", "scale=2560:1440", (2560, 1440), 4 / 3), ("3840x2160", "scale=3840:2160", (3840, 2160), 2.0),
+          ("HDV 1440x1080, 4:3 pixels", "scale=1440:1080,setsar=4/3", (1920, 1080), 1.0)]
 
 
 def timeline(video: Path, csv: Path, tiles: str, runs: int) -> float:
@@ -75,18 +76,15 @@ def main() -> None:
         ref = pd.read_csv(tmp / "ref.csv")
         print("| copy | tiling | rows found again | IDs a face | timeline s |")
         print("|---|---|---|---|---|")
-        for name, vf, scale in COPIES:
+        for name, vf, (width, height), scale in COPIES:
             video = tmp / (name.split()[0] + ".mp4")
             subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", args.video, "-vf", vf, "-c:v", "libx264",
                             "-preset", "fast", "-crf", "18", "-an", str(video)], check=True)
-            w, h = (int(v) for v in vf.split("scale=")[1].split(",")[0].split(":"))
-            width = round(w * (4 / 3 if "setsar" in vf else 1))
-            fine = tile_levels(width, h, "auto")[-1]
-            for tiles in ("auto", f"{fine[0]}x{fine[1]}"):
-                label = "auto: " + "+".join(f"{c}x{r}" for c, r in tile_levels(width, h, "auto")) if tiles == "auto" \
-                    else f"{tiles} alone (before)"
-                if tiles != "auto" and len(tile_levels(width, h, "auto")) == 1:
-                    continue
+            levels = [f"{c}x{r}" for c, r in tile_levels(width, height, "auto")]
+            runs = [("auto", "auto: " + "+".join(levels))]
+            if len(levels) > 1:  # the finest grid alone: what auto was before session 14
+                runs.append((levels[-1], f"{levels[-1]} alone (before)"))
+            for tiles, label in runs:
                 seconds = timeline(video, tmp / "t.csv", tiles, args.runs)
                 coverage, ids = followed(ref, pd.read_csv(tmp / "t.csv"), scale)
                 print(f"| {name} | {label} | {coverage:.0%} | {ids:.2f} | {seconds:.2f} |")
