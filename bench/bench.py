@@ -127,8 +127,8 @@ def bench_clip(path: Path, runs: int, tmp: Path, fer_python: str | None) -> dict
 
 
 def classifier_speed() -> list[tuple[str, dict[int, float]]]:
-    from fervid.classify import Classifier, shipped_models
-    from fervid.evaluate import crops_per_second
+    from fervid.analysis.classify import Classifier, shipped_models
+    from fervid.train.evaluate import crops_per_second
 
     out = []
     for model in shipped_models():

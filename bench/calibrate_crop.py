@@ -1,4 +1,4 @@
-"""How FER-2013 frames a face relative to BlazeFace's box; sets fervid.classify.CROP_SCALE / CROP_SHIFT_Y.
+"""How FER-2013 frames a face relative to BlazeFace's box; sets fervid.analysis.classify.CROP_SCALE / CROP_SHIFT_Y.
 
 Each Training face is upscaled to 192 px and padded (edges replicated) into a 384 px canvas; the
 detector's box is compared with the image's own square.
@@ -13,8 +13,8 @@ import argparse
 import cv2
 import numpy as np
 
-from fervid import datasets
-from fervid.detect import DetectorSettings, FaceDetector
+from fervid.train import datasets
+from fervid.analysis.detect import DetectorSettings, FaceDetector
 
 
 def main() -> None:

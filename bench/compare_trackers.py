@@ -27,8 +27,8 @@ CLIPS = {  # clip -> people (None: a crowd, unknown)
 
 
 def dump(out: str) -> None:
-    from fervid.detect import DetectorSettings, FaceDetector
-    from fervid.shots import ShotCutDetector
+    from fervid.analysis.detect import DetectorSettings, FaceDetector
+    from fervid.analysis.shots import ShotCutDetector
     from fervid.video.decode import open_video
 
     result = {}
@@ -52,8 +52,8 @@ def dump(out: str) -> None:
 
 def run_fervid(keys, rate, activation=0.0):
     sys.path.insert(0, str(ROOT))
-    from fervid.detect import Detection
-    from fervid.track import Tracker
+    from fervid.analysis.detect import Detection
+    from fervid.analysis.track import Tracker
 
     tr = Tracker(activation=activation)
     for k in keys:

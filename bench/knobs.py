@@ -22,8 +22,8 @@ import pandas as pd
 
 from bench import CLIPS, ROOT, SHARED, count_frames, decode_only, median_run  # bench/bench.py, beside this script
 
-from fervid.boxes import iou_matrix
-from fervid.classify import Classifier
+from fervid.analysis.boxes import iou_matrix
+from fervid.analysis.classify import Classifier
 
 KNOBS = [
     ("defaults", []),

@@ -13,8 +13,8 @@ import platform
 import sys
 from pathlib import Path
 
-from fervid.classify import Classifier, shipped_models
-from fervid.evaluate import crops_per_second
+from fervid.analysis.classify import Classifier, shipped_models
+from fervid.train.evaluate import crops_per_second
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fervid.boxes import iou_matrix
-from fervid.detect import tile_levels
+from fervid.analysis.boxes import iou_matrix
+from fervid.analysis.detect import tile_levels
 from fervid.video.probe import ffmpeg_exe
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "videos"

@@ -5,7 +5,7 @@
 Each FER-2013 face of the split is upscaled to 192 px, padded (edges replicated) into a 384 px
 canvas, turned by an angle (0, 10, 20 or 30 degrees either way, or anywhere in +-30), and found by
 BlazeFace there; its crop is read upright as it is ("plain") and turned back by the detected roll
-as fervid does ("levelled": not below 7 degrees, in part up to 13, fully beyond; ``fervid.classify.
+as fervid does ("levelled": not below 7 degrees, in part up to 13, fully beyond; ``fervid.analysis.classify.
 ROLL_RAMP``). Faces the detector
 misses are left out, so the accuracies are of the faces found. Choose on PublicTest; PrivateTest
 is for measuring a final choice once.
@@ -18,10 +18,10 @@ import argparse
 import cv2
 import numpy as np
 
-from fervid import datasets
-from fervid.classify import Classifier, square_crop
-from fervid.detect import DetectorSettings, FaceDetector
-from fervid.evaluate import predict_all
+from fervid.train import datasets
+from fervid.analysis.classify import Classifier, square_crop
+from fervid.analysis.detect import DetectorSettings, FaceDetector
+from fervid.train.evaluate import predict_all
 
 
 def main() -> None:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fervid.boxes import iou_matrix
-from fervid.pipeline import Analyzer, Settings
+from fervid.analysis.boxes import iou_matrix
+from fervid.analysis.pipeline import Analyzer, Settings
 from fervid.video.decode import Decoder
 from fervid.video.probe import probe
 

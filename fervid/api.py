@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fervid.detect import DetectorSettings
+from fervid.analysis.detect import DetectorSettings
 from fervid.labels import EMOTIONS
-from fervid.pipeline import Analyzer, Settings
+from fervid.analysis.pipeline import Analyzer, Settings
 from fervid.runner import decoding_warning, fps_to_every
 from fervid.video.decode import Decoder
 from fervid.video.probe import probe
-from fervid.writers import TIMELINE_COLUMNS
+from fervid.outputs.writers import TIMELINE_COLUMNS
 
 
 def analyze(path: str | Path, *, model: str | None = None, every: int = 1, fps: float | None = None,

@@ -10,10 +10,10 @@ from typing import Callable, Sequence
 
 from tqdm import tqdm
 
-from fervid import forkserver
+from fervid import _forkserver as forkserver
 from fervid.errors import FervidError
-from fervid.outputs import Outputs
-from fervid.pipeline import Models, Settings
+from fervid.outputs.sinks import Outputs
+from fervid.analysis.pipeline import Models, Settings
 from fervid.runner import FileResult, open_input, process_file
 from fervid.video.encode import Encoding
 

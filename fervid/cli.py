@@ -77,6 +77,9 @@ def main() -> None:
 def train(verbose: bool, **kwargs) -> None:
     """Train a paper CNN on FER-2013 and export it as an ONNX model (needs fervid[train])."""
     try:
+        from fervid.train import require
+
+        require("torch", "onnx")
         from fervid.train.loop import TrainConfig, train as run
 
         run(TrainConfig(command="fervid " + shlex.join(sys.argv[1:]), **kwargs))
@@ -103,6 +106,16 @@ def _derived_model(what: str):
     return wrap
 
 
+def _train_module(name: str, *needs: str):
+    """``fervid.train.NAME``, once the packages it needs are known to be there."""
+    import importlib
+
+    from fervid.train import require
+
+    require(*needs)
+    return importlib.import_module(f"fervid.train.{name}")
+
+
 def _make_model(make, out: str, source: str, verbose: bool) -> None:
     """Run ``make(command)`` and report the scores it wrote into ``out``; ``source`` names the
     metadata entry with the accuracy of what it was made from."""
@@ -125,9 +138,7 @@ def quantize(model, data, out, calibration, final, verbose):
     Activations are calibrated on Training faces; the copy's PublicTest accuracy (and with --final
     its PrivateTest accuracy) is measured and written into its metadata.
     """
-    from fervid.train.quantize import quantize as run
-
-    _make_model(lambda command: run(model, data, out, calibration, final=final, command=command), out,
+    _make_model(lambda command: _train_module("quantize", "onnx").quantize(model, data, out, calibration, final=final, command=command), out,
                 "source_public_test_accuracy", verbose)
 
 
@@ -139,9 +150,7 @@ def mirror(model, data, out, final, verbose):
     the two answers averaged. Twice the classifier work; PublicTest (and with --final PrivateTest)
     accuracy measured and written into the copy's metadata.
     """
-    from fervid.train.mirror import mirror as run
-
-    _make_model(lambda command: run(model, data, out, final=final, command=command), out,
+    _make_model(lambda command: _train_module("mirror", "onnx").mirror(model, data, out, final=final, command=command), out,
                 "source_public_test_accuracy", verbose)
 
 
@@ -152,9 +161,7 @@ def ensemble(models, data, out, final, verbose):
     """One ONNX file in which MODELS all read each face and their probabilities are averaged; its
     PublicTest (and with --final PrivateTest) accuracy is measured and written into its metadata.
     """
-    from fervid.train.ensemble import ensemble as run
-
-    _make_model(lambda command: run(list(models), data, out, final=final, command=command), out,
+    _make_model(lambda command: _train_module("ensemble", "onnx").ensemble(list(models), data, out, final=final, command=command), out,
                 "member_public_test_accuracy", verbose)
 
 
@@ -198,8 +205,8 @@ def _common(f):
 
 
 def _settings(model, every, min_face, smooth, no_smooth, detect_every, classify_every, tiles, device, tta):
-    from fervid.detect import DetectorSettings
-    from fervid.pipeline import Settings
+    from fervid.analysis.detect import DetectorSettings
+    from fervid.analysis.pipeline import Settings
 
     return Settings(model=model, detector=DetectorSettings(tiles=tiles), detect_every=detect_every, every=every,
                     classify_every=classify_every, min_face=min_face, smooth=0.0 if no_smooth else smooth, device=device, tta=tta)
@@ -207,12 +214,12 @@ def _settings(model, every, min_face, smooth, no_smooth, detect_every, classify_
 
 def _run(jobs, settings, sample_fps, n_jobs, overwrite, quiet, verbose, print_tables=False):
     if n_jobs > 1 and len(jobs) > 1:
-        from fervid import forkserver
+        from fervid import _forkserver as forkserver
 
         forkserver.start()  # it imports fervid while this process does
     from fervid.batch import run_batch
-    from fervid.classify import Classifier
-    from fervid.writers import format_summary_table
+    from fervid.analysis.classify import Classifier
+    from fervid.outputs.writers import format_summary_table
 
     # What is imported now lives as long as the process: the cyclic collector need not walk those
     # objects again, in the run's full collections or at exit (~40 ms of every run's exit).
@@ -321,7 +328,7 @@ def timeline(inputs, csv_path, plot_path, model, every, sample_fps, min_face, sm
     from pathlib import Path
 
     from fervid.batch import expand_inputs
-    from fervid.outputs import Outputs
+    from fervid.outputs.sinks import Outputs
 
     out = Path(csv_path if csv_path is not None else plot_path or ".")
     single = _is_single_file(inputs) and out.suffix.lower() in (".csv", ".png")
@@ -359,7 +366,7 @@ def evaluate(model, data, split, out_dir, tta, record, verbose):
     """Accuracy, per-class precision/recall/F1, confusion matrix and crops/s of an ONNX MODEL on FER-2013."""
     from pathlib import Path
 
-    from fervid.evaluate import crops_per_second, evaluate as run, format_report, write_report
+    from fervid.train.evaluate import crops_per_second, evaluate as run, format_report, write_report
 
     try:
         scores, clf = run(model, data, split, tta)
@@ -368,7 +375,7 @@ def evaluate(model, data, split, out_dir, tta, record, verbose):
         speed = {b: crops_per_second(clf, b, seconds=1.0) for b in (1, 64)}
         click.echo("speed: " + ", ".join(f"{v:,.0f} crops/s at batch {b}" for b, v in speed.items()))
         if record:
-            from fervid.evaluate import record_accuracy
+            from fervid.train.evaluate import record_accuracy
 
             record_accuracy(clf.info.path, split, scores.accuracy)
             click.echo(f"recorded {split} accuracy in {clf.info.path}")
@@ -410,9 +417,12 @@ def explain(source, models, frame, time_s, data, split, per_class, classes, targ
     from pathlib import Path
 
     try:
-        from fervid import explain as ex
-        from fervid.classify import resolve_model
-        from fervid.plots import saliency_grid_png
+        from fervid.train import require
+
+        require("torch")
+        from fervid.train import explain as ex
+        from fervid.analysis.classify import resolve_model
+        from fervid.outputs.plots import saliency_grid_png
         from fervid.train import guided
 
         paths = [resolve_model(m) for m in (models or (None,))]

@@ -11,11 +11,11 @@ from tqdm import tqdm
 
 from fervid import __version__
 from fervid.errors import VideoError
-from fervid.outputs import Outputs, PartFiles, PlotSink, open_sinks
-from fervid.pipeline import Analyzer, Models, Settings
+from fervid.outputs.sinks import Outputs, PartFiles, PlotSink, open_sinks
+from fervid.analysis.pipeline import Analyzer, Models, Settings
 from fervid.video.decode import Decoder
 from fervid.video.probe import VideoInfo, probe
-from fervid.writers import SummaryBuilder, summary_rows, write_sidecar, write_summary
+from fervid.outputs.writers import SummaryBuilder, summary_rows, write_sidecar, write_summary
 
 
 @dataclass
@@ -111,7 +111,7 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, sample_f
                 write_summary(fh, result.summary)
         plot = next((s for s in sinks if isinstance(s, PlotSink)), None)
         if plot and result.faces:
-            from fervid.plots import timeline_png
+            from fervid.outputs.plots import timeline_png
 
             timeline_png(parts[outputs.plot], plot.frame(src.name), plot.thumbnails, title=src.name)
         elif plot:

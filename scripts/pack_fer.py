@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fervid import datasets
+from fervid.train import datasets
 
 
 def main() -> None:

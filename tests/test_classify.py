@@ -2,10 +2,10 @@ import cv2
 import numpy as np
 import pytest
 
-from fervid.classify import Classifier, resolve_model, square_crop
+from fervid.analysis.classify import Classifier, resolve_model, square_crop
 from fervid.errors import ModelError
 from fervid.labels import EMOTIONS
-from fervid.smooth import EmaSmoother
+from fervid.analysis.smooth import EmaSmoother
 
 
 def test_square_crop_inside_and_at_the_edge():

@@ -12,7 +12,7 @@ from fervid.cli import main
 from fervid.labels import EMOTIONS
 from fervid.video.decode import open_video
 from fervid.video.probe import probe
-from fervid.writers import TIMELINE_COLUMNS
+from fervid.outputs.writers import TIMELINE_COLUMNS
 
 
 def run(*args):
@@ -208,7 +208,7 @@ def test_two_inputs_with_the_same_name_are_refused(tmp_path, face_video):
 def test_a_batch_loads_the_networks_once_and_each_video_starts_afresh(tmp_path, face_video, monkeypatch):
     """Files of one process share the classifier and the detector; the detector's per-video
     state (which tiles are idle) is reset, so a file's rows do not depend on the file before."""
-    from fervid.pipeline import Models
+    from fervid.analysis.pipeline import Models
 
     loads = []
     real = Models.load.__func__

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from conftest import fer_csv
-from fervid import datasets
+from fervid.train import datasets
 from fervid.errors import DataError
 
 
@@ -83,7 +83,7 @@ def test_missing_split_is_reported(tmp_path):
 
 
 def test_pack_round_trip_and_a_bad_pack(tmp_path):
-    from fervid.datasets import load, save_pack
+    from fervid.train.datasets import load, save_pack
 
     data = load(fer_csv(tmp_path / "fer.csv", {"Training": 20, "PublicTest": 5}))
     path = save_pack(data, tmp_path / "fer.npz.xz")

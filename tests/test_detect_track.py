@@ -3,9 +3,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from conftest import EXAMPLE_IMAGE
-from fervid.detect import FIRST_STEP, STEP, Detection, DetectorSettings, FaceDetector, nms, tile_levels, tiles
-from fervid.shots import ShotCutDetector
-from fervid.track import Tracker
+from fervid.analysis.detect import FIRST_STEP, STEP, Detection, DetectorSettings, FaceDetector, nms, tile_levels, tiles
+from fervid.analysis.shots import ShotCutDetector
+from fervid.analysis.track import Tracker
 
 
 def test_tile_levels_auto_scales_with_frame_size():
@@ -225,7 +225,7 @@ def test_two_workers_find_exactly_what_one_finds():
 def test_key_frames_spread_out_only_while_faces_hold_still(tmp_path, moving):
     """A still face is detected half as often with ``steady=2``; a face that keeps moving is not."""
     from conftest import EXAMPLE_IMAGE, ffmpeg
-    from fervid.pipeline import Analyzer, Settings
+    from fervid.analysis.pipeline import Analyzer, Settings
     from fervid.video.decode import open_video
 
     video = tmp_path / "v.mp4"
@@ -249,7 +249,7 @@ def test_key_frames_spread_out_only_while_faces_hold_still(tmp_path, moving):
 
 
 def test_ssd_anchors_match_the_models_outputs():
-    from fervid.blazeface import SPECS, ssd_anchors
+    from fervid.analysis.blazeface import SPECS, ssd_anchors
 
     full, short = ssd_anchors(SPECS["full"]), ssd_anchors(SPECS["short"])
     assert full.shape == (2304, 2) and short.shape == (896, 2)  # the models' box counts
@@ -259,7 +259,7 @@ def test_ssd_anchors_match_the_models_outputs():
 
 
 def test_weighted_nms_averages_each_group_by_score():
-    from fervid.blazeface import weighted_nms
+    from fervid.analysis.blazeface import weighted_nms
 
     boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60]], np.float32)
     scores = np.array([0.6, 0.9, 0.7], np.float32)
@@ -291,8 +291,8 @@ def test_a_tilted_head_is_read_level(tmp_path):
     within about 10 degrees, and PublicTest's faces turned by 20 degrees lost 4 points of
     accuracy read as they were (3 recovered levelled)."""
     from conftest import make_face_video
-    from fervid.classify import Classifier, square_crop
-    from fervid.pipeline import Analyzer, Models, Settings
+    from fervid.analysis.classify import Classifier, square_crop
+    from fervid.analysis.pipeline import Analyzer, Models, Settings
     from fervid.video.decode import open_video
 
     class Recording(Classifier):

@@ -1,9 +1,9 @@
 import cv2
 import numpy as np
 
-from fervid.draw import I420Canvas, draw_faces
+from fervid.outputs.draw import I420Canvas, draw_faces
 from fervid.records import FaceResult
-from fervid.style import EMOTION_BGR
+from fervid.outputs.style import EMOTION_BGR
 
 
 def _gray_i420(w, h):

@@ -15,8 +15,8 @@ pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
 from conftest import fer_csv  # noqa: E402
-from fervid import datasets  # noqa: E402
-from fervid.classify import Classifier  # noqa: E402
+from fervid.train import datasets  # noqa: E402
+from fervid.analysis.classify import Classifier  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

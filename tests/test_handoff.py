@@ -1,7 +1,7 @@
 import threading
 import time
 
-from fervid.handoff import BytesQueue
+from fervid._handoff import BytesQueue
 
 
 def test_bytes_queue_holds_small_items_deep_and_one_big_item_alone():

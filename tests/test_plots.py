@@ -6,7 +6,7 @@ pytest.importorskip("matplotlib")
 
 from fervid.errors import FervidError  # noqa: E402
 from fervid.labels import EMOTIONS  # noqa: E402
-from fervid.plots import confusion_png, timeline_png  # noqa: E402
+from fervid.outputs.plots import confusion_png, timeline_png  # noqa: E402
 
 
 def _timeline(faces):

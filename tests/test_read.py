@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from fervid.read import FaceReader, Located
-from fervid.smooth import EmaSmoother
+from fervid.analysis.read import FaceReader, Located
+from fervid.analysis.smooth import EmaSmoother
 from fervid.video.decode import Frame
 
 

@@ -106,8 +106,8 @@ def test_onnx_blazeface_matches_mediapipe_up_to_its_rounding(shared_videos):
     reports them."""
     from pathlib import Path
 
-    from fervid.blazeface import MediaPipeBlazeFace, OnnxBlazeFace
-    from fervid.detect import model_path
+    from fervid.analysis.blazeface import MediaPipeBlazeFace, OnnxBlazeFace
+    from fervid.analysis.detect import model_path
 
     for kind in ("full", "short"):
         ours = OnnxBlazeFace(model_path(kind, "onnx"))

@@ -7,8 +7,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
 from conftest import fer_csv  # noqa: E402
-from fervid.classify import Classifier  # noqa: E402
-from fervid.evaluate import evaluate, score  # noqa: E402
+from fervid.analysis.classify import Classifier  # noqa: E402
+from fervid.train.evaluate import evaluate, score  # noqa: E402
 from fervid.train import nets  # noqa: E402
 from fervid.train.export import export_onnx  # noqa: E402
 from fervid.train.loop import TrainConfig, train  # noqa: E402

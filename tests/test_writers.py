@@ -7,7 +7,7 @@ from hypothesis import given, settings, strategies as st
 
 from fervid.labels import EMOTIONS
 from fervid.records import FaceResult
-from fervid.writers import (SUMMARY_COLUMNS, TIMELINE_COLUMNS, SummaryBuilder, TimelineWriter,
+from fervid.outputs.writers import (SUMMARY_COLUMNS, TIMELINE_COLUMNS, SummaryBuilder, TimelineWriter,
                             format_summary_table, summary_rows, write_summary)
 
 

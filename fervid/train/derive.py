@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fervid import datasets
-from fervid.classify import Classifier
-from fervid.evaluate import predict_all
-from fervid.modelfile import save_with_metadata
+from fervid.train import datasets
+from fervid.analysis.classify import Classifier
+from fervid.train.evaluate import predict_all
+from fervid.train.modelfile import save_with_metadata
 
 
 def score_splits(model: str, fer: datasets.FerData, final: bool) -> dict[str, str]:

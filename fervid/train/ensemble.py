@@ -14,7 +14,7 @@ from pathlib import Path
 import onnx
 from onnx import compose, helper
 
-from fervid.classify import Classifier
+from fervid.analysis.classify import Classifier
 from fervid.errors import ModelError
 from fervid.train.derive import write_scored
 

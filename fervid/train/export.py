@@ -10,7 +10,7 @@ import torch
 
 from fervid import __version__
 from fervid.labels import EMOTIONS
-from fervid.modelfile import save_with_metadata
+from fervid.train.modelfile import save_with_metadata
 from fervid.train.nets import ContractModel
 
 INPUT_SIZE = 48

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from fervid import datasets
+from fervid.train import datasets
 from fervid.errors import ModelError
 from fervid.train import export, guided, nets
 

@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from fervid.classify import MIRRORED, Classifier
+from fervid.analysis.classify import MIRRORED, Classifier
 from fervid.errors import ModelError
 from fervid.labels import NUM_CLASSES
 from fervid.train.derive import write_scored

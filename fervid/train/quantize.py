@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from fervid import datasets
-from fervid.classify import Classifier
+from fervid.train import datasets
+from fervid.analysis.classify import Classifier
 from fervid.labels import NUM_CLASSES
-from fervid.modelfile import save_with_metadata
+from fervid.train.modelfile import save_with_metadata
 from fervid.train.derive import score_splits
 
 

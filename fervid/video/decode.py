@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from fervid.errors import VideoError
-from fervid.handoff import BytesQueue
+from fervid._handoff import BytesQueue
 from fervid.video.probe import VideoInfo
 
 # Plain words for the decoder's complaints: the notes of DecodeReport.note and the text of

@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fervid.classify import square_crop
+from fervid.analysis.classify import square_crop
 from fervid.errors import FervidError
 from fervid.labels import EMOTIONS
 
@@ -23,7 +23,7 @@ class Crops:
 
 
 def from_picture(rgb: np.ndarray, size: int, caption: str) -> Crops:
-    from fervid.detect import DetectorSettings, FaceDetector
+    from fervid.analysis.detect import DetectorSettings, FaceDetector
 
     det = FaceDetector(DetectorSettings())
     try:
@@ -57,7 +57,7 @@ def from_video(path: Path, size: int, frame: int | None, time_s: float | None) -
 
 
 def from_fer(data: str, split: str, per_class: int, classes: list[str], size: int, seed: int = 0) -> Crops:
-    from fervid import datasets
+    from fervid.train import datasets
 
     fer = datasets.load(data).split(split)
     rng = np.random.default_rng(seed)

@@ -14,13 +14,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fervid.draw import I420Canvas, draw_faces
+from fervid.outputs.draw import I420Canvas, draw_faces
 from fervid.errors import OutputError
 from fervid.labels import EMOTIONS
-from fervid.timing import StageTimes
+from fervid._timing import StageTimes
 from fervid.video.encode import Encoder, Encoding
 from fervid.video.probe import VideoInfo
-from fervid.writers import TimelineWriter
+from fervid.outputs.writers import TimelineWriter
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import numpy as np
 
 from fervid.errors import FervidError
 from fervid.labels import EMOTIONS
-from fervid.style import EMOTION_HEX, apply_matplotlib_style
+from fervid.outputs.style import EMOTION_HEX, apply_matplotlib_style
 
 
 def _pyplot():

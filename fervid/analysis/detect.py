@@ -15,9 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fervid.assets import models_dir
-from fervid.blazeface import MediaPipeBlazeFace, OnnxBlazeFace
-from fervid.boxes import clip_box, iou_matrix
+from fervid._assets import models_dir
+from fervid.analysis.blazeface import MediaPipeBlazeFace, OnnxBlazeFace
+from fervid.analysis.boxes import clip_box, iou_matrix
 from fervid.errors import ModelError
 from fervid.records import Detection  # noqa: F401 - part of this module's API
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fervid.boxes import iou_matrix
+from fervid.analysis.boxes import iou_matrix
 from fervid.errors import ModelError
 from fervid.records import Detection
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fervid.assets import models_dir
+from fervid._assets import models_dir
 from fervid.errors import ModelError
 from fervid.labels import EMOTIONS, NUM_CLASSES
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fervid import datasets
-from fervid.classify import Classifier
+from fervid.train import datasets
+from fervid.analysis.classify import Classifier
 from fervid.labels import EMOTIONS, NUM_CLASSES
 
 
@@ -83,7 +83,7 @@ def write_confusion_csv(path: Path, s: Scores) -> None:
 
 def write_report(out: Path, s: Scores, report: str, split: str, model: str, command: str) -> list[Path]:
     """report.txt (with the command that made it), confusion.csv, and confusion.png (the paper's Fig. 9)."""
-    from fervid.plots import confusion_png
+    from fervid.outputs.plots import confusion_png
 
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / "report.txt", out / "confusion.csv", out / "confusion.png"]
@@ -106,7 +106,7 @@ def record_accuracy(path: str, split: str, accuracy: float) -> None:
     import onnx
 
     from fervid.errors import ModelError
-    from fervid.modelfile import save_with_metadata
+    from fervid.train.modelfile import save_with_metadata
 
     keys = {"PublicTest": "public_test_accuracy", "PrivateTest": "private_test_accuracy"}
     if split not in keys:

@@ -21,10 +21,10 @@ from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from fervid.classify import Classifier, square_crop
+from fervid.analysis.classify import Classifier, square_crop
 from fervid.records import FaceResult
-from fervid.smooth import EmaSmoother
-from fervid.timing import StageTimes
+from fervid.analysis.smooth import EmaSmoother
+from fervid._timing import StageTimes
 from fervid.video.decode import Frame
 
 _NO_PIXELS = np.zeros((0, 0), np.uint8)
@@ -37,7 +37,7 @@ class Located(NamedTuple):
     face_id: int
     box: np.ndarray  # x0, y0, x1, y1
     score: float  # the detector's, NaN when the box was carried over a missed detection
-    roll: float = 0.0  # degrees; the crop is turned with the face (fervid.classify.square_crop)
+    roll: float = 0.0  # degrees; the crop is turned with the face (fervid.analysis.classify.square_crop)
 
 
 # A stretch: (frame, grey picture or None, faces or None), the last entry being its key frame;

@@ -18,7 +18,7 @@ import numpy as np
 
 from fervid.labels import EMOTIONS
 from fervid.records import FaceResult
-from fervid.style import EMOTION_BGR
+from fervid.outputs.style import EMOTION_BGR
 from fervid.video.decode import i420_planes
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX

@@ -3,7 +3,7 @@
 Detection is the expensive step, so it runs on key frames (``detect_every`` seconds apart, twice
 that while every face holds still, and on both sides of every shot cut); the frames between are
 held back, their boxes interpolated between the two key frames around them. Emotions are read in batches across frames, about 15
-times a second per face, and interpolated between (:mod:`fervid.read`). So every analysed frame
+times a second per face, and interpolated between (:mod:`fervid.analysis.read`). So every analysed frame
 gets a result while the detector runs a few times a second.
 """
 
@@ -16,16 +16,16 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from fervid.classify import Classifier
-from fervid.boxes import clip_box, iou_matrix
-from fervid.detect import DetectorSettings, FaceDetector
-from fervid.handoff import BytesQueue
-from fervid.read import FaceReader, Located, Stretch
+from fervid.analysis.classify import Classifier
+from fervid.analysis.boxes import clip_box, iou_matrix
+from fervid.analysis.detect import DetectorSettings, FaceDetector
+from fervid._handoff import BytesQueue
+from fervid.analysis.read import FaceReader, Located, Stretch
 from fervid.records import FaceResult
-from fervid.shots import ShotCutDetector
-from fervid.smooth import EmaSmoother
-from fervid.timing import StageTimes
-from fervid.track import Tracker
+from fervid.analysis.shots import ShotCutDetector
+from fervid.analysis.smooth import EmaSmoother
+from fervid._timing import StageTimes
+from fervid.analysis.track import Tracker
 from fervid.video.decode import Frame
 
 
@@ -106,7 +106,7 @@ class Analyzer:
 
     Two stages overlap in two threads: *locate* (shot cuts, detection, tracking, boxes for the frames
     between key frames) runs ahead in a worker thread, while *read* (crops, classifier batches
-    across stretches, smoothing: :mod:`fervid.read`) and the caller's writing run in the calling thread. MediaPipe and ONNX
+    across stretches, smoothing: :mod:`fervid.analysis.read`) and the caller's writing run in the calling thread. MediaPipe and ONNX
     Runtime release the GIL, so on two cores the detector and the classifier work at once.
     """
 

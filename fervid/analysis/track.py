@@ -18,8 +18,8 @@ from typing import Callable, Sequence
 import numpy as np
 import lap
 
-from fervid.boxes import iou_matrix
-from fervid.detect import Detection
+from fervid.analysis.boxes import iou_matrix
+from fervid.analysis.detect import Detection
 
 CostFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 _NEVER = 1e9
