@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 
 from fervid.train import datasets
-from fervid.analysis.detect import DetectorSettings, FaceDetector
+from fervid.analysis.detect import FaceDetector
+from fervid.settings import DetectorSettings
 
 
 def main() -> None:

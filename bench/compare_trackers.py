@@ -27,7 +27,8 @@ CLIPS = {  # clip -> people (None: a crowd, unknown)
 
 
 def dump(out: str) -> None:
-    from fervid.analysis.detect import DetectorSettings, FaceDetector
+    from fervid.analysis.detect import FaceDetector
+    from fervid.settings import DetectorSettings
     from fervid.analysis.shots import ShotCutDetector
     from fervid.video.decode import open_video
 

@@ -20,7 +20,8 @@ import numpy as np
 
 from fervid.train import datasets
 from fervid.analysis.classify import Classifier, square_crop
-from fervid.analysis.detect import DetectorSettings, FaceDetector
+from fervid.analysis.detect import FaceDetector
+from fervid.settings import DetectorSettings
 from fervid.train.evaluate import predict_all
 
 

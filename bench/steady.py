@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from fervid.analysis.boxes import iou_matrix
-from fervid.analysis.pipeline import Analyzer, Settings
+from fervid.analysis.pipeline import Analyzer
+from fervid.settings import Settings
 from fervid.video.decode import Decoder
 from fervid.video.probe import probe
 

@@ -1,12 +1,15 @@
-"""fervid: faces, stable IDs and the 7 FER-2013 emotions, frame by frame, from any video ffmpeg reads."""
+"""fervid: faces, stable IDs and the 7 FER-2013 emotions, frame by frame, from any video ffmpeg reads.
+
+The public API is what this module exports: :func:`analyze`, :class:`Settings` (with
+:class:`DetectorSettings`), :data:`EMOTIONS`, and the exceptions in :mod:`fervid.errors`.
+"""
+
+from fervid.api import analyze
+from fervid.errors import FervidError, ModelError, OutputError, SettingsError, VideoError
+from fervid.labels import EMOTIONS
+from fervid.settings import DetectorSettings, Settings
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "analyze"]
-
-
-def analyze(path, **kwargs):
-    """One row per face per analysed frame as a pandas DataFrame; see :func:`fervid.api.analyze`."""
-    from fervid.api import analyze as _analyze
-
-    return _analyze(path, **kwargs)
+__all__ = ["__version__", "analyze", "Settings", "DetectorSettings", "EMOTIONS", "FervidError", "ModelError",
+           "OutputError", "SettingsError", "VideoError"]

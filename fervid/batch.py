@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -12,8 +13,9 @@ from tqdm import tqdm
 
 from fervid import _forkserver as forkserver
 from fervid.errors import FervidError
-from fervid.outputs.sinks import Outputs
-from fervid.analysis.pipeline import Models, Settings
+from fervid.outputs.files import Outputs
+from fervid.analysis.pipeline import Models
+from fervid.settings import Settings
 from fervid.runner import FileResult, open_input, process_file
 from fervid.video.encode import Encoding
 
@@ -95,11 +97,11 @@ def plan(inputs: list[tuple[Path, Path]], out: Path, single: bool, *, video: boo
     return jobs
 
 
-def _work(job: Job, settings: Settings, sample_fps: float | None, progress: bool,
+def _work(job: Job, settings: Settings, progress: bool,
           models: Models | None = None, opened: Future | None = None) -> FileResult | None:
     if _worker_stop is not None and _worker_stop.is_set():
         return None  # the batch was interrupted: take no new file
-    return process_file(job.input, job.outputs, settings, sample_fps=sample_fps, progress=progress,
+    return process_file(job.input, job.outputs, settings, progress=progress,
                         models=models or _worker_models, opened=opened.result() if opened else None)
 
 
@@ -117,7 +119,7 @@ def _init_worker(stop, settings: Settings) -> None:
     gc.freeze()  # as the CLI does: the modules and networks live as long as the worker
 
 
-def run_batch(jobs: list[Job], settings: Settings, sample_fps: float | None = None, n_jobs: int = 1,
+def run_batch(jobs: list[Job], settings: Settings, n_jobs: int = 1,
               overwrite: bool = False, progress: bool = True, verbose: bool = False,
               on_event: Callable[[str], None] = print, models: Models | None = None) -> BatchReport:
     """Each process loads the networks once for all its files: ``models`` here (or loaded here if
@@ -162,15 +164,15 @@ def run_batch(jobs: list[Job], settings: Settings, sample_fps: float | None = No
         opened: Future | None = None
         ahead: Future | None = None
         if todo:
-            ahead = opener.submit(open_input, todo[0].input, todo[0].outputs, settings, sample_fps, True)
+            ahead = opener.submit(open_input, todo[0].input, todo[0].outputs, settings, True)
         try:
             models = Models.load(settings) if own else models
             for i, job in enumerate(todo):
                 opened, ahead = ahead, None
                 if i + 1 < len(todo):
                     nxt = todo[i + 1]
-                    ahead = opener.submit(open_input, nxt.input, nxt.outputs, settings, sample_fps, True)
-                settle(job, lambda job=job, opened=opened: _work(job, settings, sample_fps, progress, models, opened))
+                    ahead = opener.submit(open_input, nxt.input, nxt.outputs, settings, True)
+                settle(job, lambda job=job, opened=opened: _work(job, settings, progress, models, opened))
         finally:
             for f in (opened, ahead):  # opened but perhaps never analysed: the batch was interrupted
                 if f is not None and not f.cancel() and f.exception() is None:
@@ -180,13 +182,13 @@ def run_batch(jobs: list[Job], settings: Settings, sample_fps: float | None = No
                 models.close()
     else:
         # One thread per worker: the workers already fill the cores between them.
-        worker_settings = Settings(**{**settings.__dict__, "threads": settings.threads or 1})
+        worker_settings = dataclasses.replace(settings, threads=settings.threads or 1)
         ctx = forkserver.context()  # see fervid/forkserver.py for why not fork
         stop = ctx.Event()
         pool = ProcessPoolExecutor(max_workers=n_jobs, initializer=_init_worker, initargs=(stop, worker_settings),
                                    mp_context=ctx)
         try:
-            futures = {pool.submit(_work, job, worker_settings, sample_fps, False): job for job in todo}
+            futures = {pool.submit(_work, job, worker_settings, False): job for job in todo}
             for fut in as_completed(futures):
                 settle(futures[fut], fut.result)
         except KeyboardInterrupt:

@@ -165,36 +165,51 @@ def ensemble(models, data, out, final, verbose):
                 "member_public_test_accuracy", verbose)
 
 
-def _check_tiles(ctx, param, value: str) -> str:
-    import re
+def _checked(name: str, meta: dict):
+    """A click callback that applies the setting's own check (fervid.settings), so that a bad
+    value is a usage error (exit 2) naming the allowed range, before any work."""
+    from fervid.settings import check_tiles, check_value
 
-    if value in ("auto", "off") or re.fullmatch(r"[1-9]\d*x[1-9]\d*(\+[1-9]\d*x[1-9]\d*)*", value.lower()):
-        return value
-    raise click.BadParameter("use auto, off, COLSxROWS such as 3x2, or grids coarsest first such as 4x2+7x4")
+    def callback(ctx, param, value):
+        try:
+            value = check_value(name, value, meta)
+            return check_tiles(value) if name == "tiles" else value
+        except FervidError as err:
+            raise click.BadParameter(str(err).split(": ", 1)[-1]) from None
+
+    return callback
+
+
+def _setting_options() -> list:
+    """One click option per everyday setting, built from :class:`fervid.settings.Settings`."""
+    from fervid.settings import options_spec
+
+    opts = []
+    for name, default, meta in options_spec():
+        flag = "--" + name.replace("_", "-")
+        shown = meta["shown"] if meta["shown"] is not None else (default is not None and default is not False)
+        if meta["kind"] is bool:
+            opts.append(click.option(flag, name, is_flag=True, default=default, help=meta["help"]))
+        elif meta["choices"]:
+            opts.append(click.option(flag, name, type=click.Choice(meta["choices"]), default=default,
+                                     show_default=shown, help=meta["help"]))
+        else:
+            opts.append(click.option(flag, name, type=meta["kind"], default=default, show_default=shown,
+                                     callback=_checked(name, meta), help=meta["help"]))
+        if name == "smooth":
+            opts.append(click.option("--no-smooth", is_flag=True,
+                                     help="No smoothing (with --classify-every 0: raw per-frame probabilities)."))
+    return opts
 
 
 def _common(f):
     """Options shared by annotate and timeline."""
     opts = [
         click.argument("inputs", nargs=-1, required=True, type=click.Path()),
-        click.option("--model", default=None, help="Emotion model: a name in models/ or a path to an .onnx file. "
-                     "[default: resnet_ms_x3_int8, three ResNets in 8 bits, averaged]"),
-        click.option("--every", default=1, show_default=True, help="Analyse one frame in N (annotate holds the last result between)."),
-        click.option("--fps", "sample_fps", type=float, default=None, help="Analyse about F frames per second (overrides --every)."),
-        click.option("--min-face", default=20, show_default=True, help="Ignore faces smaller than this many pixels."),
-        click.option("--smooth", default=0.3, show_default=True, help="Smoothing time constant in seconds."),
-        click.option("--no-smooth", is_flag=True, help="No smoothing (with --classify-every 0: raw per-frame probabilities)."),
-        click.option("--detect-every", default=0.2, show_default=True, help="Seconds between face detections, twice that while every face holds still "
-                     "(boxes are interpolated between)."),
-        click.option("--classify-every", default=round(1 / 15, 4), show_default=True,
-                     help="Seconds between emotion readings of a face (probabilities are interpolated between); 0: every frame."),
-        click.option("--tiles", default="auto", show_default=True, callback=_check_tiles,
-                     help="Detector tiling for small faces: auto, off, COLSxROWS, or grids coarsest first (4x2+7x4)."),
-        click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True),
-        click.option("--tta", is_flag=True, help="Average each face with its mirror image (twice the classifier work; "
-                     "resnet_s_int8_mirror has it in its graph)."),
+        *_setting_options(),
         click.option("-r", "--recursive", is_flag=True, help="Look for videos in sub-directories too."),
-        click.option("-j", "--jobs", default=1, show_default=True, help="Videos processed in parallel."),
+        click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Videos processed in parallel."),
         click.option("--overwrite", is_flag=True, help="Redo videos whose outputs already exist."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bars."),
         click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors."),
@@ -204,22 +219,24 @@ def _common(f):
     return f
 
 
-def _settings(model, every, min_face, smooth, no_smooth, detect_every, classify_every, tiles, device, tta):
-    from fervid.analysis.detect import DetectorSettings
-    from fervid.analysis.pipeline import Settings
+def _settings(options: dict):
+    """The Settings of a command's options (removed from ``options``)."""
+    from fervid.settings import Settings, options_spec
 
-    return Settings(model=model, detector=DetectorSettings(tiles=tiles), detect_every=detect_every, every=every,
-                    classify_every=classify_every, min_face=min_face, smooth=0.0 if no_smooth else smooth, device=device, tta=tta)
+    values = {name: options.pop(name) for name, _, _ in options_spec()}
+    if options.pop("no_smooth"):
+        values["smooth"] = 0.0
+    return Settings.from_options(**values)
 
 
-def _run(jobs, settings, sample_fps, n_jobs, overwrite, quiet, verbose, print_tables=False):
+def _run(jobs, settings, n_jobs, overwrite, quiet, verbose, print_tables=False):
     if n_jobs > 1 and len(jobs) > 1:
         from fervid import _forkserver as forkserver
 
         forkserver.start()  # it imports fervid while this process does
     from fervid.batch import run_batch
     from fervid.analysis.classify import Classifier
-    from fervid.outputs.writers import format_summary_table
+    from fervid.outputs.summary import format_summary_table
 
     # What is imported now lives as long as the process: the cyclic collector need not walk those
     # objects again, in the run's full collections or at exit (~40 ms of every run's exit).
@@ -232,7 +249,7 @@ def _run(jobs, settings, sample_fps, n_jobs, overwrite, quiet, verbose, print_ta
             Classifier(settings.model, settings.device, 1, settings.tta)
         if not jobs:
             raise click.UsageError("no video found in the given inputs")
-        report = run_batch(jobs, settings, sample_fps, n_jobs, overwrite, progress=not quiet, verbose=verbose,
+        report = run_batch(jobs, settings, n_jobs, overwrite, progress=not quiet, verbose=verbose,
                            on_event=lambda msg: click.echo(msg, err=True))
     except KeyboardInterrupt:
         click.echo("fervid: interrupted; finished outputs are kept, partial ones removed", err=True)
@@ -282,8 +299,7 @@ def _is_single_file(inputs) -> bool:
               help="x264 speed/size trade: ultrafast annotates ~20% faster on 1080p, for ~1.7x the bytes.")
 @click.option("--crf", type=click.IntRange(0, 51), default=Encoding.crf, show_default=True,
               help="x264 quality: lower is better and bigger (+6 about halves the size).")
-def annotate(inputs, output, with_csv, preset, crf, model, every, sample_fps, min_face, smooth, no_smooth, detect_every, classify_every, tiles,
-             device, tta, recursive, jobs, overwrite, quiet, verbose):
+def annotate(inputs, output, with_csv, preset, crf, recursive, jobs, overwrite, quiet, verbose, **options):
     """Write an annotated copy of each video (H.264, audio kept): boxes, IDs, emotions.
 
     \b
@@ -301,8 +317,7 @@ def annotate(inputs, output, with_csv, preset, crf, model, every, sample_fps, mi
         raise click.UsageError(f"-o {output}: several inputs need an output directory, not a file name")
     job_list = _plan(expand_inputs(inputs, recursive, exclude=None if single else out), out, single, video=True,
                      timeline=with_csv, encoding=Encoding(crf, preset))
-    _run(job_list, _settings(model, every, min_face, smooth, no_smooth, detect_every, classify_every, tiles, device, tta),
-         sample_fps, jobs, overwrite, quiet, verbose)
+    _run(job_list, _settings(options), jobs, overwrite, quiet, verbose)
 
 
 @main.command(short_help="Per-face emotion timelines: CSV, summary, JSON, plots.")
@@ -312,8 +327,7 @@ def annotate(inputs, output, with_csv, preset, crf, model, every, sample_fps, mi
                    "[default: the current directory]. Without --csv or --plot, print each face's summary.")
 @click.option("--plot", "plot_path", is_flag=False, flag_value=".", default=None, type=click.Path(),
               help="Also draw a PNG per video, one panel per face (needs matplotlib): beside the CSV, or at PATH.")
-def timeline(inputs, csv_path, plot_path, model, every, sample_fps, min_face, smooth, no_smooth, detect_every, classify_every, tiles,
-             device, tta, recursive, jobs, overwrite, quiet, verbose):
+def timeline(inputs, csv_path, plot_path, recursive, jobs, overwrite, quiet, verbose, **options):
     """Per-face emotion timeline: one CSV row per face per analysed frame, plus a per-face summary.
 
     \b
@@ -328,17 +342,17 @@ def timeline(inputs, csv_path, plot_path, model, every, sample_fps, min_face, sm
     from pathlib import Path
 
     from fervid.batch import expand_inputs
-    from fervid.outputs.sinks import Outputs
+    from fervid.outputs.files import Outputs
 
     out = Path(csv_path if csv_path is not None else plot_path or ".")
     single = _is_single_file(inputs) and out.suffix.lower() in (".csv", ".png")
     found = expand_inputs(inputs, recursive, exclude=None if single else out)
-    settings = _settings(model, every, min_face, smooth, no_smooth, detect_every, classify_every, tiles, device, tta)
+    settings = _settings(options)
     if csv_path is None and plot_path is None:
         from fervid.batch import Job
 
         job_list = [Job(src, Outputs()) for src, _ in found]
-        return _run(job_list, settings, sample_fps, jobs, True, quiet, verbose, print_tables=True)
+        return _run(job_list, settings, jobs, True, quiet, verbose, print_tables=True)
     if plot_path is not None:
         try:
             import matplotlib  # noqa: F401
@@ -348,7 +362,7 @@ def timeline(inputs, csv_path, plot_path, model, every, sample_fps, min_face, sm
     plot_out = Path(plot_path) if csv_path is not None and plot_path not in (None, ".") else None
     job_list = _plan(found, out, single, timeline=csv_path is not None, plot=plot_path is not None,
                      plot_out=plot_out)
-    _run(job_list, settings, sample_fps, jobs, overwrite, quiet, verbose)
+    _run(job_list, settings, jobs, overwrite, quiet, verbose)
 
 
 @main.command(short_help="Score an ONNX model on FER-2013.")

@@ -23,3 +23,7 @@ class ToolMissingError(FervidError):
 
 class OutputError(FervidError):
     """An output cannot be written where the user asked."""
+
+
+class SettingsError(FervidError, ValueError):
+    """A setting is out of its range or of the wrong kind (a ValueError to library callers)."""

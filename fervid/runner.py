@@ -6,16 +6,19 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 from tqdm import tqdm
 
 from fervid import __version__
 from fervid.errors import VideoError
-from fervid.outputs.sinks import Outputs, PartFiles, PlotSink, open_sinks
-from fervid.analysis.pipeline import Analyzer, Models, Settings
+from fervid.outputs.files import Outputs, PartFiles
+from fervid.outputs.sinks import PlotSink, SummarySink, open_sinks
+from fervid.analysis.pipeline import Analyzer, Models
+from fervid.settings import Settings
 from fervid.video.decode import Decoder
 from fervid.video.probe import VideoInfo, probe
-from fervid.outputs.writers import SummaryBuilder, summary_rows, write_sidecar, write_summary
+from fervid.outputs.writers import write_sidecar, write_summary
 
 
 @dataclass
@@ -49,8 +52,7 @@ class OpenedInput:
         self.decoder.close()
 
 
-def open_input(src: str | Path, outputs: Outputs, settings: Settings, sample_fps: float | None = None,
-               start: bool = False) -> OpenedInput:
+def open_input(src: str | Path, outputs: Outputs, settings: Settings, start: bool = False) -> OpenedInput:
     """Check, probe and prepare the decoding of one input; ``start`` starts decoding at once.
 
     A batch opens the next file while the current one is analysed: probing and opening the file
@@ -58,7 +60,7 @@ def open_input(src: str | Path, outputs: Outputs, settings: Settings, sample_fps
     src = Path(src)
     outputs.check(src)
     info = probe(src)
-    every = fps_to_every(float(info.fps), sample_fps, settings.every)
+    every = fps_to_every(float(info.fps), settings.fps, settings.every)
     # Timeline only: the decoder drops the unsampled frames before copying them. Annotating needs them all.
     decoder = Decoder(info, pix_fmt="yuv420p", every=1 if outputs.video else every)
     if start:
@@ -66,12 +68,13 @@ def open_input(src: str | Path, outputs: Outputs, settings: Settings, sample_fps
     return OpenedInput(info, every, decoder)
 
 
-def process_file(src: str | Path, outputs: Outputs, settings: Settings, sample_fps: float | None = None,
-                 progress: bool = True, models: Models | None = None, opened: OpenedInput | None = None
+def process_file(src: str | Path, outputs: Outputs, settings: Settings, progress: bool = True,
+                 models: Models | None = None, opened: OpenedInput | None = None, sinks: Sequence = ()
                  ) -> FileResult:
+    """Analyse one input into ``outputs`` and any extra ``sinks`` (which the caller reads afterwards)."""
     src = Path(src)
     started = time.time()
-    opened = opened or open_input(src, outputs, settings, sample_fps)
+    opened = opened or open_input(src, outputs, settings)
     info, every, decoder = opened.info, opened.every, opened.decoder
     try:
         analyzer = Analyzer(settings, models)
@@ -80,11 +83,12 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, sample_f
         raise
     result = FileResult(str(src))
     parts = PartFiles(outputs)
-    sinks: list = []
+    extra, sinks = list(sinks), []
     try:
         with ExitStack() as stack:
-            sinks = open_sinks(outputs, parts, stack, info, src.name, analyzer.times, settings.threads)
-            summary = SummaryBuilder()
+            summary = SummarySink(src.name)
+            sinks = [summary, *open_sinks(outputs, parts, stack, info, src.name, analyzer.times, settings.threads),
+                     *extra]
             bar = stack.enter_context(tqdm(total=info.estimated_frames, unit="frame", desc=src.name[:30],
                                            disable=not progress, leave=False, dynamic_ncols=True))
             last_time = None
@@ -92,19 +96,18 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, sample_f
                                              keep_pixels=bool(outputs.video or outputs.plot)):
                 last_time = frame.time_s
                 if faces is not None:
-                    summary.add_frame(frame.time_s, faces)
                     result.rows += len(faces)
                 for sink in sinks:
                     sink.update(frame, faces)
                 bar.update(decoder.every)
             result.frames = decoder.report.frames
-            result.warning = decoding_warning(src, decoder.report, last_time, info.duration, "the outputs")
+            result.warning = decoding_warning(src, decoder.report, last_time, info.duration)
             for sink in sinks:
                 sink.close()
             analyzer.times.add("decode (waiting)", decoder.wait_s)
             result.stage_seconds = analyzer.times.as_dict()
             step = decoder.every / float(info.fps) if info.fps else 0.0
-            result.summary = summary_rows(src.name, summary.finish(step))
+            result.summary = summary.rows(step)
             result.faces = len(result.summary)
         if outputs.summary:
             with parts.open_text(outputs.summary) as fh:
@@ -113,7 +116,7 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, sample_f
         if plot and result.faces:
             from fervid.outputs.plots import timeline_png
 
-            timeline_png(parts[outputs.plot], plot.frame(src.name), plot.thumbnails, title=src.name)
+            timeline_png(parts[outputs.plot], plot.frame(), plot.thumbnails, title=src.name)
         elif plot:
             parts.drop(outputs.plot)
             result.warning = result.warning or f"{src}: no faces found, so no plot was made"
@@ -133,13 +136,13 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, sample_f
     return result
 
 
-def decoding_warning(src, report, last_time: float | None, duration: float | None, what: str) -> str | None:
+def decoding_warning(src, report, last_time: float | None, duration: float | None) -> str | None:
     """How far a damaged video decoded (None when whole); nothing decoded at all is an error."""
     if report.frames == 0:
         why = report.cause if report.damaged else "the video stream holds no decodable frame"
         raise VideoError(f"{src}: no frame could be decoded ({why})")
     if report.damaged:
-        return f"{src}: {report.summary(last_time, duration)}; {what} cover what was decoded"
+        return f"{src}: {report.summary(last_time, duration)}; the results cover what was decoded"
     return None
 
 

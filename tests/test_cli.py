@@ -12,7 +12,7 @@ from fervid.cli import main
 from fervid.labels import EMOTIONS
 from fervid.video.decode import open_video
 from fervid.video.probe import probe
-from fervid.outputs.writers import TIMELINE_COLUMNS
+from fervid.outputs.rows import TIMELINE_COLUMNS
 
 
 def run(*args):
@@ -169,7 +169,7 @@ def test_python_api_warns_when_a_video_is_damaged(tmp_path):
         df = fervid.analyze(cut)
         whole = fervid.analyze(whole_video)
     assert 0 < len(df) < len(whole)
-    assert len(caught) == 1 and "the rows cover what was decoded" in str(caught[0].message)
+    assert len(caught) == 1 and "the results cover what was decoded" in str(caught[0].message)
 
 
 def test_parallel_jobs_give_the_same_rows(tmp_path, face_video, two_face_video):

@@ -3,7 +3,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from conftest import EXAMPLE_IMAGE
-from fervid.analysis.detect import FIRST_STEP, STEP, Detection, DetectorSettings, FaceDetector, nms, tile_levels, tiles
+from fervid.analysis.detect import FIRST_STEP, STEP, Detection, FaceDetector, nms, tile_levels, tiles
+from fervid.settings import DetectorSettings
 from fervid.analysis.shots import ShotCutDetector
 from fervid.analysis.track import Tracker
 
@@ -225,7 +226,8 @@ def test_two_workers_find_exactly_what_one_finds():
 def test_key_frames_spread_out_only_while_faces_hold_still(tmp_path, moving):
     """A still face is detected half as often with ``steady=2``; a face that keeps moving is not."""
     from conftest import EXAMPLE_IMAGE, ffmpeg
-    from fervid.analysis.pipeline import Analyzer, Settings
+    from fervid.analysis.pipeline import Analyzer
+    from fervid.settings import Settings
     from fervid.video.decode import open_video
 
     video = tmp_path / "v.mp4"
@@ -292,7 +294,8 @@ def test_a_tilted_head_is_read_level(tmp_path):
     accuracy read as they were (3 recovered levelled)."""
     from conftest import make_face_video
     from fervid.analysis.classify import Classifier, square_crop
-    from fervid.analysis.pipeline import Analyzer, Models, Settings
+    from fervid.analysis.pipeline import Analyzer, Models
+    from fervid.settings import Settings
     from fervid.video.decode import open_video
 
     class Recording(Classifier):

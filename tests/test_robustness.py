@@ -198,7 +198,7 @@ def test_unreadable_input_and_unwritable_output_messages(tmp_path, face_video, m
     """The same two cases as above, for runs as root (as in CI): the OS's refusals are simulated."""
     import builtins
 
-    import fervid.outputs.sinks
+    import fervid.outputs.files
     import fervid.video.probe
 
     locked = tmp_path / "locked.mp4"
@@ -216,7 +216,7 @@ def test_unreadable_input_and_unwritable_output_messages(tmp_path, face_video, m
     monkeypatch.undo()
     real_access = os.access
     ro = tmp_path / "ro"
-    monkeypatch.setattr(fervid.outputs.sinks.os, "access",
+    monkeypatch.setattr(fervid.outputs.files.os, "access",
                         lambda path, mode, **kw: False if str(path) == str(ro) else real_access(path, mode, **kw))
     res = run("timeline", face_video, "--csv", ro / "t.csv", "-q")
     assert res.exit_code == 1 and "the output directory is not writable" in res.output
@@ -226,7 +226,7 @@ def test_a_batch_opens_files_ahead_and_stops_them_when_interrupted(tmp_path, fac
     import shutil
 
     import fervid.batch as batch
-    from fervid.analysis.pipeline import Settings
+    from fervid.settings import Settings
 
     d = tmp_path / "in"
     d.mkdir()

@@ -7,8 +7,9 @@ from hypothesis import given, settings, strategies as st
 
 from fervid.labels import EMOTIONS
 from fervid.records import FaceResult
-from fervid.outputs.writers import (SUMMARY_COLUMNS, TIMELINE_COLUMNS, SummaryBuilder, TimelineWriter,
-                            format_summary_table, summary_rows, write_summary)
+from fervid.outputs.rows import TIMELINE_COLUMNS
+from fervid.outputs.summary import SUMMARY_COLUMNS, SummaryBuilder, format_summary_table, summary_rows
+from fervid.outputs.writers import TimelineWriter, write_summary
 
 
 def face(frame, t, fid, probs, score=0.9):

@@ -16,9 +16,9 @@ import numpy as np
 from fervid._assets import models_dir
 from fervid.errors import ModelError
 from fervid.labels import EMOTIONS, NUM_CLASSES
+from fervid.settings import DEFAULT_MODEL
 
 MODELS_DIR = models_dir()
-DEFAULT_MODEL = "resnet_ms_x3_int8"  # resnet_m and two resnet_s in 8 bits, averaged: 69.49% on PublicTest, ~2,300 crops/s
 # FER-2013's framing relative to BlazeFace's box: BlazeFace (full range) run on 1,500 FER-2013
 # Training faces padded into a larger canvas finds boxes whose side is 1/1.15 of the image side
 # (IQR 1.05-1.27), centred 0.03 box heights below the image centre. bench/calibrate_crop.py measures it.

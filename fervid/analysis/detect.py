@@ -9,7 +9,6 @@ between two levels (:func:`tile_levels`). One non-maximum suppression merges the
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -20,25 +19,12 @@ from fervid.analysis.blazeface import MediaPipeBlazeFace, OnnxBlazeFace
 from fervid.analysis.boxes import clip_box, iou_matrix
 from fervid.errors import ModelError
 from fervid.records import Detection  # noqa: F401 - part of this module's API
+from fervid.settings import DetectorSettings
 
 MODELS_DIR = models_dir()
 DETECTOR_MODELS = {"full": "blaze_face_full_range", "short": "blaze_face_short_range"}
 RUNTIMES = {"onnx": ".onnx", "mediapipe": ".tflite"}
 FIRST_STEP, STEP = 3.3, 2.0  # largest ratio of region sides: whole frame to the first tiles, tiles to finer tiles
-
-
-@dataclass(frozen=True)
-class DetectorSettings:
-    model: str = "full"
-    runtime: str = "onnx"  # or "mediapipe": the same BlazeFace through MediaPipe (boxes in whole model pixels)
-    min_score: float = 0.5
-    tiles: str = "auto"  # "auto", "off", "COLSxROWS", or grids coarsest first: "2x1+7x4"
-    tile_overlap: float = 0.25
-    nms_iou: float = 0.3
-    tile_refresh: int = 3  # a tile that found no face lately is scanned on every Nth call only (1: always)
-
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
 
 
 def model_path(name: str, runtime: str = "onnx") -> Path:

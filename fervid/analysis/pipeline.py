@@ -11,47 +11,23 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import numpy as np
 
 from fervid.analysis.classify import Classifier
 from fervid.analysis.boxes import clip_box, iou_matrix
-from fervid.analysis.detect import DetectorSettings, FaceDetector
+from fervid.analysis.detect import FaceDetector
 from fervid._handoff import BytesQueue
 from fervid.analysis.read import FaceReader, Located, Stretch
 from fervid.records import FaceResult
+from fervid.settings import Settings
 from fervid.analysis.shots import ShotCutDetector
 from fervid.analysis.smooth import EmaSmoother
 from fervid._timing import StageTimes
 from fervid.analysis.track import Tracker
 from fervid.video.decode import Frame
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything that changes the numbers fervid writes; recorded in the JSON sidecar."""
-
-    model: str | None = None
-    detector: DetectorSettings = field(default_factory=DetectorSettings)
-    detect_every: float = 0.2  # seconds between key frames
-    steady: int = 2  # key frames this many times further apart while every face holds still (1: never)
-    classify_every: float = 1 / 15  # seconds between emotion readings of a face (interpolated between); 0: every frame
-    every: int = 1  # analyse one frame in N
-    min_face: int = 20  # pixels, on the box's shorter side
-    smooth: float = 0.3  # EMA time constant in seconds; 0 disables
-    coast: float = 0.5  # seconds a lost face keeps its predicted box
-    relink: float = 10.0  # seconds a face lost while holding still may come back to its place under its ID
-    activation: float = 0.0  # detector score a face needs to start a track (weaker ones only extend tracks)
-    device: str = "cpu"
-    threads: int = 0  # classifier threads; 0: one, and two detector threads on tiled frames (one job, 4+ cores)
-    tta: bool = False  # average each crop with its mirror image
-
-    def as_dict(self) -> dict:
-        d = dict(self.__dict__)
-        d["detector"] = self.detector.as_dict()
-        return d
 
 
 @dataclass

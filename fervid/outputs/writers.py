@@ -1,24 +1,15 @@
-"""Writers for the timeline CSV, the per-face summary and the JSON sidecar; each takes an open file.
-
-All of them stream: memory does not grow with the video's length.
-"""
+"""File writers, one per format; each takes an open text file and streams (memory does not grow
+with the video's length)."""
 
 from __future__ import annotations
 
 import csv
 import json
-import math
-from dataclasses import dataclass, field
 from typing import IO, Iterable, Sequence
 
-import numpy as np
-
-from fervid.labels import EMOTIONS
+from fervid.outputs.rows import TIMELINE_COLUMNS, csv_fields, timeline_row
+from fervid.outputs.summary import SUMMARY_COLUMNS
 from fervid.records import FaceResult
-
-TIMELINE_COLUMNS = ("video", "frame", "time_s", "face_id", "x", "y", "w", "h", "det_score", *EMOTIONS, "emotion")
-SUMMARY_COLUMNS = ("video", "face_id", "first_seen_s", "last_seen_s", "seconds_visible", "frames",
-                   *(f"mean_{e}" for e in EMOTIONS), "dominant_emotion", *(f"share_{e}" for e in EMOTIONS))
 
 
 class TimelineWriter:
@@ -32,71 +23,8 @@ class TimelineWriter:
 
     def write(self, faces: Iterable[FaceResult]) -> None:
         for f in faces:
-            score = "" if math.isnan(f.det_score) else f"{f.det_score:.4f}"
-            self._csv.writerow([self.video, f.frame, f"{f.time_s:.6f}", f.face_id, f"{f.x:.1f}", f"{f.y:.1f}",
-                                f"{f.w:.1f}", f"{f.h:.1f}", score, *(f"{p:.5f}" for p in f.probs), f.emotion])
+            self._csv.writerow(csv_fields(timeline_row(self.video, f)))
             self.rows += 1
-
-
-@dataclass
-class FaceStats:
-    face_id: int
-    first_seen: float
-    last_seen: float
-    frames: int = 0
-    seconds: float = 0.0
-    prob_sum: np.ndarray = field(default_factory=lambda: np.zeros(len(EMOTIONS)))
-    emotion_seconds: np.ndarray = field(default_factory=lambda: np.zeros(len(EMOTIONS)))
-
-
-class SummaryBuilder:
-    """Per-face totals; a frame counts for the time until the next analysed frame."""
-
-    def __init__(self) -> None:
-        self.faces: dict[int, FaceStats] = {}
-        self._pending: tuple[float, Sequence[FaceResult]] | None = None
-        self._gaps: list[float] = []
-
-    def add_frame(self, time_s: float, faces: Sequence[FaceResult]) -> None:
-        if self._pending is not None:
-            gap = max(0.0, time_s - self._pending[0])
-            if len(self._gaps) < 1000:
-                self._gaps.append(gap)
-            self._settle(self._pending[1], gap)
-        self._pending = (time_s, list(faces))
-
-    def finish(self, default_gap: float) -> list[FaceStats]:
-        if self._pending is not None:
-            gap = float(np.median(self._gaps)) if self._gaps else default_gap
-            self._settle(self._pending[1], gap)
-            self._pending = None
-        return sorted(self.faces.values(), key=lambda s: s.face_id)
-
-    def _settle(self, faces: Sequence[FaceResult], gap: float) -> None:
-        for f in faces:
-            s = self.faces.get(f.face_id)
-            if s is None:
-                s = self.faces[f.face_id] = FaceStats(f.face_id, f.time_s, f.time_s)
-            s.last_seen = max(s.last_seen, f.time_s)
-            s.first_seen = min(s.first_seen, f.time_s)
-            s.frames += 1
-            s.seconds += gap
-            s.prob_sum += f.probs
-            s.emotion_seconds[int(np.argmax(f.probs))] += gap
-
-
-def summary_rows(video: str, stats: Iterable[FaceStats]) -> list[dict]:
-    rows = []
-    for s in stats:
-        mean = s.prob_sum / max(s.frames, 1)
-        share = s.emotion_seconds / s.seconds if s.seconds > 0 else np.zeros(len(EMOTIONS))
-        row = {"video": video, "face_id": s.face_id, "first_seen_s": round(s.first_seen, 3),
-               "last_seen_s": round(s.last_seen, 3), "seconds_visible": round(s.seconds, 3), "frames": s.frames}
-        row.update({f"mean_{e}": round(float(v), 4) for e, v in zip(EMOTIONS, mean)})
-        row["dominant_emotion"] = EMOTIONS[int(np.argmax(mean))]
-        row.update({f"share_{e}": round(float(v), 4) for e, v in zip(EMOTIONS, share)})
-        rows.append(row)
-    return rows
 
 
 def write_summary(fh: IO[str], rows: Sequence[dict]) -> None:
@@ -108,15 +36,3 @@ def write_summary(fh: IO[str], rows: Sequence[dict]) -> None:
 def write_sidecar(fh: IO[str], record: dict) -> None:
     json.dump(record, fh, indent=2, default=str)
     fh.write("\n")
-
-
-def format_summary_table(rows: Sequence[dict]) -> str:
-    """The summary as a plain table for the terminal."""
-    if not rows:
-        return "no faces found"
-    head = ["face", "first s", "last s", "visible s", "dominant", *(e[:4] for e in EMOTIONS)]
-    body = [[str(r["face_id"]), f"{r['first_seen_s']:.2f}", f"{r['last_seen_s']:.2f}", f"{r['seconds_visible']:.2f}",
-             r["dominant_emotion"], *(f"{r[f'mean_{e}']:.2f}" for e in EMOTIONS)] for r in rows]
-    widths = [max(len(x) for x in col) for col in zip(head, *body)]
-    fmt = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths))  # noqa: E731
-    return "\n".join([fmt(head), *(fmt(b) for b in body)])

@@ -23,7 +23,8 @@ class Crops:
 
 
 def from_picture(rgb: np.ndarray, size: int, caption: str) -> Crops:
-    from fervid.analysis.detect import DetectorSettings, FaceDetector
+    from fervid.analysis.detect import FaceDetector
+    from fervid.settings import DetectorSettings
 
     det = FaceDetector(DetectorSettings())
     try:
