@@ -486,16 +486,16 @@ def test_an_unexpected_error_while_decoding_is_reported_not_swallowed(tmp_path, 
     assert "decoding stopped after 5 frames" in dec.report.summary()
 
 
-def test_a_fault_while_feeding_the_encoder_fails_the_file_instead_of_hanging(tmp_path, monkeypatch):
+def test_a_fault_while_encoding_fails_the_file_instead_of_hanging(tmp_path, monkeypatch):
     from fervid.video import encode
 
     def broken(self, image, time_s):
-        raise ValueError("a frame the pipe cannot take")
+        raise ValueError("a frame the encoder cannot take")
 
     info, dec = open_video(make_video(tmp_path / "a.mp4", rate="25", seconds=1))
-    monkeypatch.setattr(encode.MatroskaPipe, "write", broken)
+    monkeypatch.setattr(encode.Encoder, "_encode", broken)
     enc = Encoder(tmp_path / "out.mp4", info)
-    with pytest.raises(VideoError, match="ValueError: a frame the pipe cannot take"):
-        for f in dec:  # more frames than the feeding queue holds: a dead feeder must not block
+    with pytest.raises(VideoError, match="ValueError: a frame the encoder cannot take"):
+        for f in dec:  # more frames than the queue holds: a dead encoding thread must not block
             enc.write(f.image, f.time_s)
         enc.close()

@@ -1,24 +1,22 @@
 """Encode annotated frames to H.264 with each frame's own timestamp, and the input's audio kept.
 
-Raw video through a pipe has no timestamps, so a rate would have to be assumed and variable-rate
-input would drift. Instead frames travel to ffmpeg in a minimal streamed Matroska (uncompressed
-BGR, microsecond clock), which carries every frame's pts exactly; ffmpeg encodes and muxes the
-audio taken straight from the input file.
+In-process, through PyAV (FFmpeg's libraries with libx264 and AAC): every frame gets its exact
+time on a 1/90000 s clock, so variable-rate video keeps its rhythm, and the input's audio
+streams are copied packet by packet (re-encoded to AAC where the container does not take their
+codec), interleaved with the video as it is written.
 """
 
 from __future__ import annotations
 
 import queue
-import struct
-import subprocess
-import tempfile
 import threading
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fervid.errors import VideoError
-from fervid.video.probe import VideoInfo, ffmpeg_exe
+from fervid.video.probe import VideoInfo
 
 if TYPE_CHECKING:  # the CLI reads this module's presets; numpy would double its start-up
     import numpy as np
@@ -53,53 +51,21 @@ class Encoding:
         return {"codec": CODEC, **self.__dict__}
 
 
-def _vint_size(n: int) -> bytes:
-    return b"\x01" + n.to_bytes(7, "big")
-
-
-def _uint(n: int) -> bytes:
-    return n.to_bytes(max(1, (n.bit_length() + 7) // 8), "big")
-
-
-def _el(eid: bytes, payload: bytes) -> bytes:
-    return eid + _vint_size(len(payload)) + payload
-
-
-FOURCC = {"bgr24": b"BGR\x18", "yuv420p": b"I420"}
-
-
-class MatroskaPipe:
-    """Write uncompressed frames with explicit timestamps as a live (unknown-size) Matroska stream."""
-
-    def __init__(self, fh, width: int, height: int, frame_duration: float | None = None, pix_fmt: str = "bgr24"):
-        self.fh, self.width, self.height = fh, width, height
-        ebml = _el(b"\x1a\x45\xdf\xa3", b"".join([
-            _el(b"\x42\x86", _uint(1)), _el(b"\x42\xf7", _uint(1)), _el(b"\x42\xf2", _uint(4)),
-            _el(b"\x42\xf3", _uint(8)), _el(b"\x42\x82", b"matroska"), _el(b"\x42\x87", _uint(4)),
-            _el(b"\x42\x85", _uint(2))]))
-        info = _el(b"\x15\x49\xa9\x66", _el(b"\x2a\xd7\xb1", _uint(1000)) + _el(b"\x4d\x80", b"fervid")
-                   + _el(b"\x57\x41", b"fervid"))
-        video = _el(b"\xe0", _el(b"\xb0", _uint(width)) + _el(b"\xba", _uint(height))
-                    + _el(b"\x2e\xb5\x24", FOURCC[pix_fmt]))
-        track = _el(b"\xae", _el(b"\xd7", _uint(1)) + _el(b"\x73\xc5", _uint(1)) + _el(b"\x83", _uint(1))
-                    + _el(b"\x86", b"V_UNCOMPRESSED") + _el(b"\x9c", _uint(0)) + video
-                    + (_el(b"\x23\xe3\x83", _uint(round(frame_duration * 1e9))) if frame_duration else b""))
-        fh.write(ebml + b"\x18\x53\x80\x67\x01\xff\xff\xff\xff\xff\xff\xff" + info + _el(b"\x16\x54\xae\x6b", track))
-
-    def write(self, image: np.ndarray, time_s: float) -> None:
-        """One cluster per frame: a cluster's clock is absolute, so no frame's time is ever rounded twice."""
-        data = (image if image.flags.c_contiguous else image.copy()).data
-        block_head = b"\x81" + struct.pack(">hB", 0, 0x80)
-        size = len(block_head) + data.nbytes
-        block = b"\xa3" + _vint_size(size)
-        cluster_body = len(_el(b"\xe7", _uint(max(0, round(time_s * 1e6))))) + len(block) + size
-        self.fh.write(b"\x1f\x43\xb6\x75" + _vint_size(cluster_body)
-                      + _el(b"\xe7", _uint(max(0, round(time_s * 1e6)))) + block + block_head)
-        self.fh.write(data)
+CLOCK = Fraction(1, 90000)
+# FFmpeg's numbers for the colour names the probe reports (libavutil/pixfmt.h).
+_MATRIX_IDS = {"bt709": 1, "fcc": 4, "bt470bg": 5, "smpte170m": 6, "smpte240m": 7, "ycgco": 8, "bt2020nc": 9,
+               "bt2020c": 10}
+_PRIMARY_IDS = {"bt709": 1, "bt470m": 4, "bt470bg": 5, "smpte170m": 6, "smpte240m": 7, "film": 8, "bt2020": 9,
+                "smpte428": 10, "smpte431": 11, "smpte432": 12}
+_TRANSFER_IDS = {"bt709": 1, "gamma22": 4, "gamma28": 5, "smpte170m": 6, "smpte240m": 7, "linear": 8,
+                 "iec61966-2-4": 11, "bt1361e": 12, "iec61966-2-1": 13, "bt2020-10": 14, "bt2020-12": 15,
+                 "smpte2084": 16, "smpte428": 17, "arib-std-b67": 18}
+_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+_AUDIO_LEAD = 0.5  # seconds of audio muxed ahead of the video written so far
 
 
 class Encoder:
-    """``write(image, time_s)`` per frame, then ``close()``; raises :class:`VideoError` if ffmpeg fails."""
+    """``write(image, time_s)`` per frame, then ``close()``; raises :class:`VideoError` if encoding fails."""
 
     def __init__(self, out: str | Path, info: VideoInfo, encoding: Encoding = Encoding(), threads: int = 0,
                  pix_fmt: str = "bgr24"):
@@ -109,108 +75,165 @@ class Encoder:
         if suffix not in _COPY_OK:
             raise VideoError(f"{out}: unsupported output container (use one of {', '.join(OUTPUT_SUFFIXES)})")
         self.encoding, self.threads = encoding, threads
-        self.proc: subprocess.Popen | None = None
         self.frames = 0
+        self._thread: threading.Thread | None = None
+        self._failed: BaseException | None = None
+        self._output = self._source = None
 
-    def _start(self, first_time: float) -> None:
-        """Started at the first frame: ffmpeg re-bases each input to 0, ``-itsoffset`` puts the video back."""
+    def _open(self) -> None:
+        """Open the output (in the writing thread, where PyAV is imported) and the audio to copy."""
+        import av
+
         info, suffix = self.info, self.out.suffix.lower()
-        self._log = tempfile.TemporaryFile()
-        audio: list[str] = []
-        ok = _COPY_OK[suffix]
-        for k, name in enumerate(info.audio_codecs or ((info.audio_codec,) if info.audio_codec else ())):
+        fmt = {".mkv": "matroska", ".mov": "mov"}.get(suffix, "mp4")
+        self._output = av.open(str(self.out), "w", format=fmt,
+                               container_options={"movflags": "+faststart"} if fmt != "matroska" else {})
+        video = self._output.add_stream(CODEC, options={
+            "preset": self.encoding.preset, "crf": str(self.encoding.crf),
+            "x264-params": "rc-lookahead=5:bframes=1:sync-lookahead=0"})
+        video.width, video.height = (info.width + 1) // 2 * 2, (info.height + 1) // 2 * 2  # x264 needs even sides
+        video.pix_fmt = "yuv420p"
+        video.codec_context.sample_aspect_ratio = Fraction(1)  # frames come square-pixelled (see the decoder)
+        video.time_base = video.codec_context.time_base = CLOCK
+        video.codec_context.thread_count = self.threads or 2
+        video.codec_context.thread_type = "FRAME"  # PyAV's default, slices, costs compression
+        if info.fps:  # x264's rate control counts in frames per second, not the clock's ticks
+            video.codec_context.framerate = info.fps
+        # The source's colour description, for its planes pass through unchanged: untagged, an HDR
+        # phone video's copy (HLG, BT.2020) would look washed out, and an SD video in BT.709 be
+        # shown with BT.601's colours. BGR frames are converted here with BT.601, and left untagged.
+        if self.pix_fmt == "yuv420p":
+            for attr, ids, name in zip(("colorspace", "color_primaries", "color_trc"),
+                                       (_MATRIX_IDS, _PRIMARY_IDS, _TRANSFER_IDS), info.colour):
+                if name in ids:
+                    setattr(video.codec_context, attr, ids[name])
+        self._video = video
+        self._audio: dict[int, tuple] = {}  # input stream index -> (input stream, output stream, copied)
+        self._aac: list = []  # output streams encoded here, flushed at the end
+        codecs = info.audio_codecs or ((info.audio_codec,) if info.audio_codec else ())
+        if codecs:
+            self._source = av.open(info.path)
+            ok = _COPY_OK[suffix]
             # Every audio stream is kept (a recorder's second microphone, a translation), copied
             # where the container takes its codec, else made AAC.
-            audio += ["-map", f"1:a:{k}", f"-c:a:{k}", "copy" if ok is None or name in ok else "aac"]
-        cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error",
-               "-itsoffset", f"{first_time:.6f}", "-f", "matroska", "-i", "pipe:0"]
-        if audio:
-            cmd += ["-i", info.path]
-        # x264 needs even sides. I420 frames come padded to even already; otherwise the pad filter
-        # only where a side is odd, for it copies every frame (~3% of encoding 1080p at superfast).
-        odd = self.pix_fmt != "yuv420p" and (info.width % 2 or info.height % 2)
-        filters = ["pad=ceil(iw/2)*2:ceil(ih/2)*2"] if odd else []
-        # The source's colour description, for its planes pass through unchanged (BGR frames are
-        # converted by ffmpeg, with its own matrix): untagged, an HDR phone video's copy (HLG,
-        # BT.2020) would look washed out, and an SD video in BT.709 be shown with BT.601's colours.
-        # (A filter, for ffmpeg 9's -color_primaries and -color_trc no longer reach x264.)
-        tags = [f"{key}={name}" for key, name in zip(("colorspace", "color_primaries", "color_trc"), info.colour) if name]
-        if tags and self.pix_fmt == "yuv420p":
-            filters.append("setparams=" + ":".join(tags))
-        vf = ["-vf", ",".join(filters)] if filters else []
-        cmd += ["-map", "0:v:0", *audio, *vf, "-c:v", CODEC,
-                "-preset", self.encoding.preset, "-crf", str(self.encoding.crf), "-x264-params", "rc-lookahead=5:bframes=1:sync-lookahead=0",
-                # The encoder's clock in 1/90000 s, not ffmpeg's default 1/frame rate: that grid
-                # moved a variable-rate video's frames by up to half a frame (0.02 s -> 0.04 s).
-                "-pix_fmt", "yuv420p", "-fps_mode", "passthrough", "-enc_time_base:v", "1/90000",
-                "-threads", str(self.threads or 2),
-                "-movflags", "+faststart", "-f", {".mkv": "matroska", ".mov": "mov"}.get(suffix, "mp4"),
-                "-y", str(self.out)]
-        # Its own session: Ctrl-C reaches fervid, which then aborts the encoder and removes the part file.
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log,
-                                     start_new_session=True)
-        step = 1 / float(info.fps) if info.fps else None
+            for stream in self._source.streams.audio:
+                copy = ok is None or stream.codec_context.name in ok
+                out = (self._output.add_stream_from_template(stream) if copy else
+                       self._output.add_stream("aac", rate=stream.rate or 48000,
+                                               # a layout by its channel count: AAC refuses "1 channels"
+                                               layout=_LAYOUTS.get(stream.layout.nb_channels, stream.layout.name),
+                                               format="fltp"))
+                self._audio[stream.index] = (stream, out, copy)
+                if not copy:
+                    self._aac.append(out)
+            self._packets = self._source.demux(*(s for s, _, _ in self._audio.values()))
+            self._start_ticks = {i: round(info.start_time / s.time_base) if s.time_base else 0
+                                 for i, (s, _, _) in self._audio.items()}
+            self._pending = None
+
+    def _mux_audio(self, until: float | None) -> None:
+        """Audio packets up to ``until`` seconds (all that is left when None), on the output's clock
+        (times from the file's start, as the video's are)."""
+        while self._audio:
+            packet = self._pending or next(self._packets, None)
+            self._pending = None
+            if packet is None:
+                self._audio = {}
+                return
+            if packet.size == 0 or (packet.pts is None and packet.dts is None):
+                continue  # the demuxer's end-of-stream markers
+            stream, out, copy = self._audio[packet.stream.index]
+            time = float((packet.pts if packet.pts is not None else packet.dts) * packet.time_base) - self.info.start_time
+            if until is not None and time > until:
+                self._pending = packet
+                return
+            if copy:
+                shift = self._start_ticks[stream.index]
+                packet.pts = None if packet.pts is None else packet.pts - shift
+                packet.dts = None if packet.dts is None else packet.dts - shift
+                packet.stream = out
+                self._output.mux(packet)
+            else:
+                for frame in packet.decode():
+                    frame.pts = None  # the encoder numbers samples itself, from the first
+                    self._output.mux(out.encode(frame))
+
+    def _encode(self, image: np.ndarray, time_s: float) -> None:
+        import av
+
         if self.pix_fmt == "yuv420p":
-            size = (info.width + 1) // 2 * 2, (info.height + 1) // 2 * 2
+            frame = av.VideoFrame.from_ndarray(image, format="yuv420p")
         else:
-            size = info.width, info.height
-        self.mkv = MatroskaPipe(self.proc.stdin, *size, step, self.pix_fmt)
-        self._queue: queue.Queue = queue.Queue(maxsize=4)
-        self._failed: BaseException | None = None
-        self._writer = threading.Thread(target=self._feed, daemon=True)
-        self._writer.start()
+            h, w = image.shape[:2]
+            if h % 2 or w % 2:  # x264 needs even sides: a black edge
+                import numpy as np
+
+                image = np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)))
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24").reformat(format="yuv420p")
+        frame.pts, frame.time_base = round(time_s / CLOCK), CLOCK
+        self._output.mux(self._video.encode(frame))
+        self._mux_audio(time_s + _AUDIO_LEAD)
+
+    def _run(self) -> None:
+        ended = False
+        try:
+            self._open()
+            while True:
+                item = self._queue.get()
+                if item is None:
+                    break
+                if self._failed is None:
+                    self._encode(*item)
+            ended = True
+            if self._failed is None:
+                self._output.mux(self._video.encode())
+                self._mux_audio(None)
+                for out in self._aac:
+                    self._output.mux(out.encode(None))
+                self._output.close()
+        except BaseException as err:  # noqa: BLE001 - handed to write()/close(), in the caller's thread
+            self._failed = err
+            while not ended and self._queue.get() is not None:  # keep draining: write() must never block
+                pass
+        finally:
+            self._close_files()
+
+    def _close_files(self) -> None:
+        for f in (self._source, self._output):
+            try:
+                if f is not None:
+                    f.close()
+            except Exception:  # noqa: BLE001 - closing after a failure
+                pass
 
     def write(self, image: np.ndarray, time_s: float) -> None:
-        """Queue a frame; a writer thread feeds ffmpeg, so encoding overlaps the next frames' analysis."""
-        if self.proc is None:
-            self._start(time_s)
+        """Queue a frame; a thread encodes it, so encoding overlaps the next frames' analysis."""
+        if self._thread is None:
+            self._queue: queue.Queue = queue.Queue(maxsize=4)
+            self._thread = threading.Thread(target=self._run, name="fervid-encode", daemon=True)
+            self._thread.start()
         if self._failed is not None:
-            raise VideoError(f"{self.out}: the encoder stopped: {self._errors()}")
+            raise VideoError(f"{self.out}: the encoder stopped: {self._why()}")
         self._queue.put((image, time_s))
         self.frames += 1
 
-    def _feed(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            if self._failed is None:
-                try:
-                    self.mkv.write(*item)
-                except (BrokenPipeError, OSError) as err:
-                    self._failed = err  # keep draining so that write() never blocks on a dead encoder
-                except Exception as err:  # noqa: BLE001 - a fault here must fail the file, not hang it:
-                    self._failed = err  # ffmpeg would wait for more input forever
-                    self.proc.kill()
-
     def close(self) -> None:
-        if self.proc is None:
+        if self._thread is None:
             raise VideoError(f"{self.out}: no frames to encode")
         self._queue.put(None)
-        self._writer.join()
-        try:
-            self.proc.stdin.close()
-        except BrokenPipeError:
-            pass
-        if self.proc.wait() != 0 or self._failed is not None:
-            raise VideoError(f"{self.out}: encoding failed: {self._errors()}")
-        self._log.close()
+        self._thread.join()
+        if self._failed is not None:
+            raise VideoError(f"{self.out}: encoding failed: {self._why()}")
 
     def abort(self) -> None:
-        if self.proc is None:
+        if self._thread is None:
             return
-        self.proc.kill()
+        self._failed = self._failed or VideoError("aborted")
         self._queue.put(None)
-        self._writer.join(timeout=5)
-        self.proc.wait()
-        self._log.close()
+        self._thread.join(timeout=5)
 
-    def _errors(self) -> str:
-        self.proc.wait()
-        if self._failed is not None and not isinstance(self._failed, OSError):
-            return f"{type(self._failed).__name__}: {self._failed}"
-        self._log.seek(0)
-        text = self._log.read().decode("utf-8", "replace").strip().splitlines()
-        if any("No space left" in ln for ln in text):
+    def _why(self) -> str:
+        err = self._failed
+        if getattr(err, "errno", None) == 28 or "No space left" in str(err):
             return "no space left on the device"
-        return "; ".join(text[-3:]) or f"ffmpeg exited with code {self.proc.returncode}"
+        return f"{type(err).__name__}: {err}"
