@@ -29,9 +29,10 @@ CLIPS = ["facenet_pytorch_video.mp4", "liveportrait_d6_faces.mp4"]
 
 
 def ffmpeg() -> str:
-    from fervid.video.probe import ffmpeg_exe
+    """The ffmpeg program that prepares clips (fervid itself needs none): imageio-ffmpeg's."""
+    import imageio_ffmpeg
 
-    return ffmpeg_exe()
+    return imageio_ffmpeg.get_ffmpeg_exe()
 
 
 def tree_rss_mb(pid: int) -> float:

@@ -25,7 +25,7 @@ import pandas as pd
 
 from fervid.analysis.boxes import iou_matrix
 from fervid.analysis.detect import tile_levels
-from fervid.video.probe import ffmpeg_exe
+from bench import ffmpeg  # bench/bench.py, beside this script
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "videos"
 # name, ffmpeg filter, the picture fervid sees (square pixels), its scale to the 1080p original
@@ -78,7 +78,7 @@ def main() -> None:
         print("|---|---|---|---|---|")
         for name, vf, (width, height), scale in COPIES:
             video = tmp / (name.split()[0] + ".mp4")
-            subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", args.video, "-vf", vf, "-c:v", "libx264",
+            subprocess.run([ffmpeg(), "-v", "error", "-y", "-i", args.video, "-vf", vf, "-c:v", "libx264",
                             "-preset", "fast", "-crf", "18", "-an", str(video)], check=True)
             levels = [f"{c}x{r}" for c, r in tile_levels(width, height, "auto")]
             runs = [("auto", "auto: " + "+".join(levels))]

@@ -17,10 +17,6 @@ class VideoError(FervidError):
     """A video cannot be probed, decoded or written."""
 
 
-class ToolMissingError(FervidError):
-    """ffmpeg (or another external program) is not available."""
-
-
 class OutputError(FervidError):
     """An output cannot be written where the user asked."""
 

@@ -8,12 +8,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fervid.video.probe import ffmpeg_exe
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_IMAGE = ROOT / "examples" / "astronaut.jpg"
 EXAMPLE_VIDEO = ROOT / "examples" / "astronaut.mp4"
 SHARED = ROOT.parent / "shared"
+
+
+def ffmpeg_exe() -> str:
+    """The ``ffmpeg`` program that makes test videos: imageio-ffmpeg's, a known recent build, so that
+    whatever ffmpeg is on PATH (an old one lacks -display_rotation) the suite makes the same clips.
+    fervid itself needs no ffmpeg program."""
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
 
 
 def ffmpeg(*args: str) -> None:

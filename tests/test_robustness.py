@@ -251,3 +251,23 @@ def test_a_batch_opens_files_ahead_and_stops_them_when_interrupted(tmp_path, fac
     # a.mp4 while the networks loaded, b.mp4 while a.mp4 was "analysed"; both ffmpegs stopped
     assert [o.decoder.info.path for o in opened] == [str(d / "a.mp4"), str(d / "b.mp4")]
     assert all(o.decoder.report.returncode is not None for o in opened)
+
+
+def test_no_ffmpeg_program_is_used_whatever_is_on_path(tmp_path, face_video):
+    """fervid reads and writes video through FFmpeg's libraries: an ffmpeg on PATH that is old,
+    broken or absent changes nothing."""
+    import os
+    import subprocess
+    import sys
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for name in ("ffmpeg", "ffprobe"):
+        (fake / name).write_text("#!/bin/sh\necho 'ffmpeg version 5.1 (a stand-in that fails)' >&2\nexit 1\n")
+        (fake / name).chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"}
+    out = tmp_path / "out.mp4"
+    res = subprocess.run([sys.executable, "-m", "fervid", "annotate", str(face_video), "-o", str(out), "--csv", "-q"],
+                         env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert out.stat().st_size > 0 and len(out.with_suffix(".csv").read_text().splitlines()) > 10

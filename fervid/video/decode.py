@@ -23,7 +23,7 @@ import numpy as np
 
 from fervid.errors import VideoError
 from fervid._handoff import BytesQueue
-from fervid.video.probe import VideoInfo
+from fervid.video.probe import VideoInfo, open_container
 
 # Plain words for the decoder's complaints: the notes of DecodeReport.note and the text of
 # FFmpeg's errors, which carry its last log line ("Error splitting the input into NAL units").
@@ -204,7 +204,7 @@ class Decoder:
         step = 1.0 / float(info.fps) if info.fps else 0.0
         last_t = None
         try:
-            with av.open(info.path) as container:
+            with open_container(info.path) as container:
                 stream = container.streams[info.stream]
                 stream.codec_context.thread_count = self.threads or self.auto_threads()
                 if stream.codec_context.thread_count > 1:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fervid.errors import VideoError
-from fervid.video.probe import VideoInfo
+from fervid.video.probe import VideoInfo, open_container
 
 if TYPE_CHECKING:  # the CLI reads this module's presets; numpy would double its start-up
     import numpy as np
@@ -86,7 +86,7 @@ class Encoder:
 
         info, suffix = self.info, self.out.suffix.lower()
         fmt = {".mkv": "matroska", ".mov": "mov"}.get(suffix, "mp4")
-        self._output = av.open(str(self.out), "w", format=fmt,
+        self._output = open_container(self.out, mode="w", format=fmt,
                                container_options={"movflags": "+faststart"} if fmt != "matroska" else {})
         video = self._output.add_stream(CODEC, options={
             "preset": self.encoding.preset, "crf": str(self.encoding.crf),
@@ -112,7 +112,7 @@ class Encoder:
         self._aac: list = []  # output streams encoded here, flushed at the end
         codecs = info.audio_codecs or ((info.audio_codec,) if info.audio_codec else ())
         if codecs:
-            self._source = av.open(info.path)
+            self._source = open_container(info.path)
             ok = _COPY_OK[suffix]
             # Every audio stream is kept (a recorder's second microphone, a translation), copied
             # where the container takes its codec, else made AAC.
