@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import os
+import signal
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import Callable, Sequence
 from tqdm import tqdm
 
 from fervid import _forkserver as forkserver
-from fervid.errors import FervidError
+from fervid.errors import FervidError, OutputError
 from fervid.outputs.files import Outputs
 from fervid.analysis.pipeline import Models
 from fervid.settings import Settings
@@ -101,8 +103,13 @@ def _work(job: Job, settings: Settings, progress: bool,
           models: Models | None = None, opened: Future | None = None) -> FileResult | None:
     if _worker_stop is not None and _worker_stop.is_set():
         return None  # the batch was interrupted: take no new file
-    return process_file(job.input, job.outputs, settings, progress=progress,
-                        models=models or _worker_models, opened=opened.result() if opened else None)
+    try:
+        return process_file(job.input, job.outputs, settings, progress=progress,
+                            models=models or _worker_models, opened=opened.result() if opened else None)
+    except BaseException:
+        if _worker_parent is not None and os.getppid() != _worker_parent:
+            os._exit(128 + signal.SIGTERM)  # the run that started this worker is gone; its part files are removed
+        raise
 
 
 # Set in each worker process by the pool's initializer (the per-process state fervid keeps): the
@@ -110,13 +117,49 @@ def _work(job: Job, settings: Settings, progress: bool,
 # loaded once per worker. Both stay None in the main process.
 _worker_stop = None
 _worker_models: Models | None = None
+_worker_parent: int | None = None
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _init_worker(stop, settings: Settings) -> None:
-    global _worker_stop, _worker_models
+    global _worker_stop, _worker_models, _worker_parent
     _worker_stop = stop
+    _worker_parent = os.getppid()
+    # SIGTERM (from the main process on an interrupt, or from the kernel when the process that
+    # forked this one dies, however it died) stops the current file like Ctrl-C: part files removed.
+    signal.signal(signal.SIGTERM, _interrupt)
+    _die_with_parent()
     _worker_models = Models.load(settings)
     gc.freeze()  # as the CLI does: the modules and networks live as long as the worker
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this process when its parent (the forkserver, which exits when the main
+    process does) ends. Elsewhere workers notice when their next file would start."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != _worker_parent:  # the parent died before the call above took effect
+        os._exit(128 + signal.SIGTERM)
+
+
+def worker_cap(n_jobs: int) -> int:
+    """``--jobs`` within the machine: no more workers than cores, nor than memory holds (each
+    loads its own networks and buffers, about 450 MB at 1080p)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        free = None
+    by_memory = max(1, int(free // (450 << 20))) if free else n_jobs
+    return max(1, min(n_jobs, cores, by_memory))
 
 
 def run_batch(jobs: list[Job], settings: Settings, n_jobs: int = 1,
@@ -126,11 +169,19 @@ def run_batch(jobs: list[Job], settings: Settings, n_jobs: int = 1,
     not given), its own in each worker process."""
     report = BatchReport()
     todo = []
-    for job in jobs:
-        if not overwrite and job.outputs.complete():
-            report.skipped.append(job.input)
-        else:
+    for job in jobs:  # decided before any work, from the outputs asked for in this run
+        try:
+            job.outputs.check_input(job.input)
+            if not overwrite and job.outputs.complete():
+                report.skipped.append(job.input)
+                continue
+            if not overwrite and (taken := job.outputs.foreign()):
+                raise OutputError(f"{taken[0]}: already exists and was not written by fervid "
+                                  "(--overwrite replaces it)")
             todo.append(job)
+        except OutputError as err:
+            report.failed.append((job.input, str(err)))
+            on_event(f"fervid: failed: {err}")
     bar = tqdm(total=len(todo), unit="file", desc="videos", disable=not progress or len(todo) < 2, position=1)
 
     def settle(job: Job, fn: Callable[[], FileResult | None]) -> None:
@@ -139,6 +190,9 @@ def run_batch(jobs: list[Job], settings: Settings, n_jobs: int = 1,
             if res is None:
                 return
             report.done.append(res)
+            if progress:
+                for path in res.written:
+                    on_event(f"fervid: wrote {path}")
             if res.warning:
                 report.warnings.append(res.warning)
                 on_event(f"fervid: warning: {res.warning}")
@@ -192,9 +246,13 @@ def run_batch(jobs: list[Job], settings: Settings, n_jobs: int = 1,
             for fut in as_completed(futures):
                 settle(futures[fut], fut.result)
         except KeyboardInterrupt:
-            # Workers in the terminal's process group got the same Ctrl-C and are removing their
-            # part files; wait for that, and let none start another file.
+            # Let no worker start another file, stop the ones at work (Ctrl-C from a terminal
+            # reached them already; SIGTERM or SIGHUP to this process did not), and wait while
+            # they remove their part files.
             stop.set()
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                if proc.is_alive():
+                    proc.terminate()
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown(wait=True)

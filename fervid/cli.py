@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import shlex
+import signal
 import sys
 
 import click
@@ -23,17 +25,35 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
+def _say(message: str) -> None:
+    """One line on stderr, whatever a file name holds (a newline in it is shown as \\n)."""
+    click.echo(re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], message), err=True)
+
+
 def _fail(err: Exception, verbose: bool) -> None:
     if verbose:
         import traceback
 
         traceback.print_exc()
-    click.echo(f"fervid: error: {err}", err=True)
+    _say(f"fervid: error: {err}")
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, handled as Ctrl-C is: partial outputs removed, then exit 128+N."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_signal(signum, frame) -> None:
+    raise _Terminated(signum)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]},
              epilog="Exit codes: 0 all done, 1 some inputs failed (the rest are done), 2 usage error "
-                    "(bad option, unusable model), 130 interrupted.")
+                    "(bad option, unusable model), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM), "
+                    "129 hung up (SIGHUP).")
 @click.version_option(__version__, prog_name="fervid")
 def main() -> None:
     """Faces, stable IDs and the 7 FER-2013 emotions, frame by frame, from any video ffmpeg reads."""
@@ -230,6 +250,14 @@ def _settings(options: dict):
 
 
 def _run(jobs, settings, n_jobs, overwrite, quiet, verbose, print_tables=False):
+    from fervid.batch import worker_cap
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+    cap = worker_cap(n_jobs)
+    if cap < n_jobs:
+        _say(f"fervid: --jobs {n_jobs}: running {cap} at a time (the cores and free memory this machine has)")
+        n_jobs = cap
     if n_jobs > 1 and len(jobs) > 1:
         from fervid import _forkserver as forkserver
 
@@ -249,17 +277,16 @@ def _run(jobs, settings, n_jobs, overwrite, quiet, verbose, print_tables=False):
             Classifier(settings.model, settings.device, 1, settings.tta)
         if not jobs:
             raise click.UsageError("no video found in the given inputs")
-        report = run_batch(jobs, settings, n_jobs, overwrite, progress=not quiet, verbose=verbose,
-                           on_event=lambda msg: click.echo(msg, err=True))
-    except KeyboardInterrupt:
-        click.echo("fervid: interrupted; finished outputs are kept, partial ones removed", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        report = run_batch(jobs, settings, n_jobs, overwrite, progress=not quiet, verbose=verbose, on_event=_say)
+    except KeyboardInterrupt as err:
+        _say("fervid: interrupted; finished outputs are kept, partial ones removed")
+        sys.exit(128 + err.signum if isinstance(err, _Terminated) else EXIT_INTERRUPTED)
     except FervidError as err:
         _fail(err, verbose)
         sys.exit(EXIT_USAGE)
     if print_tables:
         for res in report.done:
-            click.echo(f"\n{res.input}: {res.frames} frames, {res.faces} faces")
+            click.echo(f"\n{res.input}: {_count(res.frames, 'frame')}, {_count(res.faces, 'face')}")
             click.echo(format_summary_table(res.summary))
     parts = [f"{len(report.done)} done"]
     if report.skipped:
@@ -269,10 +296,12 @@ def _run(jobs, settings, n_jobs, overwrite, quiet, verbose, print_tables=False):
     if report.failed:
         parts.append(f"{len(report.failed)} failed")
     if len(jobs) > 1 or report.failed or report.skipped:
-        click.echo("fervid: " + ", ".join(parts), err=True)
-        for path, why in report.failed:
-            click.echo(f"  failed: {why}", err=True)
+        _say("fervid: " + ", ".join(parts))  # each failure was told as it happened
     sys.exit(EXIT_SOME_FAILED if report.failed else EXIT_OK)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _plan(*args, **kwargs):
@@ -282,6 +311,27 @@ def _plan(*args, **kwargs):
         return plan(*args, **kwargs)
     except FervidError as err:
         raise click.UsageError(str(err)) from None
+
+
+def _output(option: str, value: str, suffixes: tuple[str, ...], what: str, single: bool):
+    """(path, names a file): a file exactly when its extension is one ``what`` is written as;
+    no extension (or a trailing slash) names a folder; anything else is a usage error."""
+    from pathlib import Path
+
+    path = Path(value)
+    as_folder = value.endswith(("/", os.sep)) or not path.suffix
+    if as_folder:
+        if path.exists() and not path.is_dir():
+            raise click.UsageError(f"{option} {value}: a file of that name exists; give a folder for the outputs")
+        return path, False
+    if path.suffix.lower() not in suffixes:
+        raise click.UsageError(f"{option} {value}: {what} is written as {' or '.join(suffixes)}; give such a file "
+                               "name, or a folder name without an extension (or ending in /)")
+    if path.is_dir():
+        raise click.UsageError(f"{option} {value}: is a folder; give a file name, or the folder without an extension")
+    if not single:
+        raise click.UsageError(f"{option} {value}: several inputs need an output folder, not a file name")
+    return path, True
 
 
 def _is_single_file(inputs) -> bool:
@@ -311,10 +361,7 @@ def annotate(inputs, output, with_csv, preset, crf, recursive, jobs, overwrite, 
 
     from fervid.batch import expand_inputs
 
-    out = Path(output)
-    single = _is_single_file(inputs) and out.suffix.lower() in OUTPUT_SUFFIXES
-    if not single and out.suffix.lower() in OUTPUT_SUFFIXES:
-        raise click.UsageError(f"-o {output}: several inputs need an output directory, not a file name")
+    out, single = _output("-o", output, OUTPUT_SUFFIXES, "an annotated video", _is_single_file(inputs))
     job_list = _plan(expand_inputs(inputs, recursive, exclude=None if single else out), out, single, video=True,
                      timeline=with_csv, encoding=Encoding(crf, preset))
     _run(job_list, _settings(options), jobs, overwrite, quiet, verbose)
@@ -344,8 +391,11 @@ def timeline(inputs, csv_path, plot_path, recursive, jobs, overwrite, quiet, ver
     from fervid.batch import expand_inputs
     from fervid.outputs.files import Outputs
 
-    out = Path(csv_path if csv_path is not None else plot_path or ".")
-    single = _is_single_file(inputs) and out.suffix.lower() in (".csv", ".png")
+    one = _is_single_file(inputs)
+    if csv_path is not None:
+        out, single = _output("--csv", csv_path, (".csv",), "the timeline", one)
+    else:
+        out, single = _output("--plot", plot_path or ".", (".png",), "the plot", one)
     found = expand_inputs(inputs, recursive, exclude=None if single else out)
     settings = _settings(options)
     if csv_path is None and plot_path is None:
@@ -359,7 +409,9 @@ def timeline(inputs, csv_path, plot_path, recursive, jobs, overwrite, quiet, ver
         except ImportError:
             raise click.UsageError("--plot needs matplotlib: pip install 'fervid[plot]'") from None
     # --plot PATH beside --csv: the plots go to PATH (bare --plot: beside the CSV).
-    plot_out = Path(plot_path) if csv_path is not None and plot_path not in (None, ".") else None
+    plot_out = None
+    if csv_path is not None and plot_path not in (None, "."):
+        plot_out, _ = _output("--plot", plot_path, (".png",), "the plot", single)
     job_list = _plan(found, out, single, timeline=csv_path is not None, plot=plot_path is not None,
                      plot_out=plot_out)
     _run(job_list, settings, jobs, overwrite, quiet, verbose)

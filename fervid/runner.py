@@ -11,7 +11,7 @@ from typing import Sequence
 from tqdm import tqdm
 
 from fervid import __version__
-from fervid.errors import VideoError
+from fervid.errors import OutputError, VideoError
 from fervid.outputs.files import Outputs, PartFiles
 from fervid.outputs.sinks import PlotSink, SummarySink, open_sinks
 from fervid.analysis.pipeline import Analyzer, Models
@@ -31,6 +31,7 @@ class FileResult:
     warning: str | None = None
     summary: list[dict] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    written: list[Path] = field(default_factory=list)
 
 
 def fps_to_every(source_fps: float, fps: float | None, every: int) -> int:
@@ -82,7 +83,13 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, progress
         decoder.close()
         raise
     result = FileResult(str(src))
-    parts = PartFiles(outputs)
+    earlier, _ = outputs.earlier()  # kept in the new sidecar where this run does not redo them
+    try:
+        parts = PartFiles(outputs)
+    except BaseException:
+        decoder.close()
+        analyzer.close()
+        raise
     extra, sinks = list(sinks), []
     try:
         with ExitStack() as stack:
@@ -122,9 +129,20 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, progress
             result.warning = result.warning or f"{src}: no faces found, so no plot was made"
         result.seconds = time.time() - started
         if outputs.sidecar:
+            made = {k: p for k, p in outputs.named().items() if p in parts.parts}
+            kept = {k: str(outputs.sidecar.with_name(name)) for k, name in earlier.items()
+                    if k not in made and outputs.sidecar.with_name(name).is_file()}
             with parts.open_text(outputs.sidecar) as fh:
-                write_sidecar(fh, _provenance(src, info, settings, analyzer, result, every, outputs))
+                write_sidecar(fh, _provenance(src, info, settings, analyzer, result, every, outputs,
+                                              {**kept, **{k: str(p) for k, p in made.items()}}))
         parts.commit()  # the sidecar last: its presence says the set is complete
+        result.written = [p for p in outputs.paths() if p in parts.parts]
+    except OSError as err:  # a full disk, a folder gone: the outputs' problem, not the video's
+        for sink in sinks:
+            sink.abort()
+        parts.discard()
+        where = err.filename or (outputs.paths()[0].parent if outputs.paths() else src)
+        raise OutputError(f"{src}: cannot write the outputs ({err.strerror or err}: {where})") from None
     except BaseException:
         for sink in sinks:
             sink.abort()
@@ -146,7 +164,7 @@ def decoding_warning(src, report, last_time: float | None, duration: float | Non
     return None
 
 
-def _provenance(src, info, settings, analyzer, result, every, outputs) -> dict:
+def _provenance(src, info, settings, analyzer, result, every, outputs, written: dict[str, str]) -> dict:
     model = analyzer.classifier.info
     keep = ("architecture", "parameters", "public_test_accuracy", "private_test_accuracy", "trained_on")
     return {
@@ -166,6 +184,6 @@ def _provenance(src, info, settings, analyzer, result, every, outputs) -> dict:
         "seconds": round(result.seconds, 2),
         "stage_seconds": result.stage_seconds,
         "detector_passes": analyzer.detector.passes,
-        "outputs": {k: str(v) for k, v in outputs.__dict__.items() if isinstance(v, Path)},
+        "outputs": written,
         "video_encoding": outputs.encoding.as_dict() if outputs.video else None,
     }

@@ -77,7 +77,7 @@ def test_timeline_csv_columns_types_and_ids(tmp_path, two_face_video):
 def test_timeline_without_csv_prints_summary(face_video):
     res = run("timeline", face_video, "-q")
     assert res.exit_code == 0
-    assert "dominant" in res.output and "1 faces" in res.output
+    assert "dominant" in res.output and "50 frames, 1 face\n" in res.output
 
 
 def test_sampling_every_n(tmp_path, face_video):

@@ -3,7 +3,12 @@ final names only when the whole set is complete, deleted on any failure."""
 
 from __future__ import annotations
 
+import fcntl
+import glob
+import hashlib
+import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,23 +27,56 @@ class Outputs:
     sidecar: Path | None = None  # written last: it marks the set as complete
     encoding: Encoding = Encoding()  # how the video is compressed
 
+    def named(self) -> dict[str, Path]:
+        """The outputs asked for, by kind, the sidecar last."""
+        kinds = ("video", "timeline", "summary", "plot", "sidecar")
+        return {k: getattr(self, k) for k in kinds if getattr(self, k) is not None}
+
     def paths(self) -> list[Path]:
-        return [p for p in (self.video, self.timeline, self.summary, self.plot, self.sidecar) if p is not None]
+        return list(self.named().values())
+
+    def earlier(self) -> tuple[dict[str, str], int | None]:
+        """What an earlier run wrote here, as its sidecar records it (kind -> file name), and how
+        many faces it found; nothing when there is no readable fervid sidecar."""
+        if self.sidecar is None or not self.sidecar.is_file():
+            return {}, None
+        try:
+            record = json.loads(self.sidecar.read_text(encoding="utf-8"))
+            written = {k: Path(v).name for k, v in record["outputs"].items() if isinstance(v, str)}
+            return written, record.get("faces")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return {}, None
 
     def complete(self) -> bool:
-        """All written by an earlier run (a plot is not made for a video without faces)."""
-        need = [p for p in self.paths() if p != self.plot]
-        return bool(need) and all(p.is_file() for p in need)
+        """Every output asked for in this run was written by an earlier run (a plot is not made
+        for a video without faces)."""
+        written, faces = self.earlier()
+        need = {k: p for k, p in self.named().items() if not (k == "plot" and faces == 0)}
+        return bool(need) and all(written.get(k) == p.name and p.is_file() for k, p in need.items())
 
-    def check(self, src: Path) -> None:
-        """Refuse to overwrite the input; make sure each output folder exists and takes files."""
+    def foreign(self) -> list[Path]:
+        """Outputs' paths taken by something fervid did not write there: a file of the user's,
+        or a folder. Never replaced without ``--overwrite`` (a folder not even then)."""
+        written, _ = self.earlier()
+        return [p for k, p in self.named().items()
+                if p.is_dir() or (os.path.lexists(p) and written.get(k) != p.name)]
+
+    def check_input(self, src: Path) -> None:
+        """Refuse to overwrite the input, or a folder."""
         for p in self.paths():
             try:
                 same = p.exists() and os.path.samefile(p, src)
             except OSError:
                 same = False
-            if same or p.resolve() == src.resolve():
+            if same or os.path.realpath(p) == os.path.realpath(src):
                 raise OutputError(f"{p}: the output would overwrite the input; choose another output path")
+            if p.is_dir():
+                raise OutputError(f"{p}: is a folder; choose another output path")
+
+    def check(self, src: Path) -> None:
+        """:meth:`check_input`, and make sure each output folder exists and takes files."""
+        self.check_input(src)
+        for p in self.paths():
             try:
                 p.parent.mkdir(parents=True, exist_ok=True)
             except OSError as err:
@@ -47,15 +85,61 @@ class Outputs:
                 raise OutputError(f"{p.parent}: the output directory is not writable")
 
 
+NAME_MAX = 255  # bytes in one file name, on every common filesystem
+
+
+def part_path(final: Path, pid: int | str) -> Path:
+    """The hidden ``.NAME.partPID.ext`` beside ``final``; a name near the length limit is
+    shortened (with a hash of the whole, so that two long names keep apart)."""
+    stem, suffix = final.stem, final.suffix
+    if len(os.fsencode(f".{stem}.part{pid}{suffix}")) > NAME_MAX:
+        digest = hashlib.sha1(os.fsencode(stem)).hexdigest()[:10]
+        room = NAME_MAX - len(os.fsencode(f".~{digest}.part{pid}{suffix}")) - 8  # PIDs may grow
+        stem = os.fsencode(stem)[:room].decode("utf-8", "ignore") + "~" + digest  # no half a character
+    return final.with_name(f".{stem}.part{pid}{suffix}")
+
+
 class PartFiles:
-    """Hidden ``.NAME.partPID.ext`` files for the outputs: renamed on ``commit()``, deleted on any failure."""
+    """Hidden part files for the outputs, locked while this run writes them: renamed on
+    ``commit()``, deleted on any failure. A part left by a killed run (kill -9, power loss) is
+    removed; one still locked belongs to a run writing the same output now, which is refused."""
 
     def __init__(self, outputs: Outputs):
         self.order = outputs.paths()  # the sidecar comes last
-        self.parts = {p: p.with_name(f".{p.stem}.part{os.getpid()}{p.suffix}") for p in self.order}
-        for final in self.order:  # left by a killed run (kill -9, power loss) of the same output
-            for stale in final.parent.glob(f".{final.stem}.part*{final.suffix}"):
-                stale.unlink(missing_ok=True)
+        self.parts = {p: part_path(p, os.getpid()) for p in self.order}
+        self._locks: list[int] = []
+        try:
+            for final, part in self.parts.items():
+                fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                self._locks.append(fd)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            for final, part in self.parts.items():
+                self._clear_stale(final, part)
+        except OSError as err:
+            self.discard()
+            raise OutputError(f"{self.order[0].parent}: cannot write output there ({err.strerror})") from None
+        except BaseException:
+            self.discard()
+            raise
+
+    @staticmethod
+    def _clear_stale(final: Path, mine: Path) -> None:
+        pattern = re.compile(re.escape(part_path(final, "PID").name).replace("PID", r"\d+") + r"\Z")
+        for other in final.parent.glob(glob.escape(part_path(final, "").name.rsplit(".part", 1)[0]) + ".part*"):
+            if other == mine or not pattern.match(other.name):
+                continue
+            try:
+                fd = os.open(other, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise OutputError(f"{final}: another fervid run is writing it now; wait for it, "
+                                  "or choose another output") from None
+            finally:
+                os.close(fd)
+            other.unlink(missing_ok=True)
 
     def __getitem__(self, final: Path) -> Path:
         return self.parts[final]
@@ -74,7 +158,14 @@ class PartFiles:
         for final in self.order:
             if final in self.parts:
                 os.replace(self.parts[final], final)
+        self._unlock()
 
     def discard(self) -> None:
         for part in self.parts.values():
             part.unlink(missing_ok=True)
+        self._unlock()
+
+    def _unlock(self) -> None:
+        for fd in self._locks:
+            os.close(fd)
+        self._locks = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from typing import IO, Iterable, Sequence
 
 from fervid.outputs.rows import TIMELINE_COLUMNS, csv_fields, timeline_row
@@ -34,5 +35,16 @@ def write_summary(fh: IO[str], rows: Sequence[dict]) -> None:
 
 
 def write_sidecar(fh: IO[str], record: dict) -> None:
-    json.dump(record, fh, indent=2, default=str)
+    """Strict JSON: a number that is not finite is written as null (JSON has no NaN)."""
+    json.dump(_finite(record), fh, indent=2, default=str, allow_nan=False)
     fh.write("\n")
+
+
+def _finite(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
