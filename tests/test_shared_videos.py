@@ -104,6 +104,7 @@ def test_onnx_blazeface_matches_mediapipe_up_to_its_rounding(shared_videos):
     """The ONNX port of BlazeFace finds what MediaPipe finds: same faces, same scores, the same
     eyes, and boxes equal once truncated to whole pixels of the model's input, as MediaPipe
     reports them."""
+    pytest.importorskip("mediapipe")  # the reference runtime: the mediapipe extra
     from pathlib import Path
 
     from fervid.analysis.blazeface import MediaPipeBlazeFace, OnnxBlazeFace

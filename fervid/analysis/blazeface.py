@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import importlib.util
 import sys
 import types
 from contextlib import contextmanager
@@ -152,6 +153,8 @@ def _import_mediapipe():
         stubs["sounddevice"] = None  # its audio tasks load PortAudio (0.08 s); None makes the import fail, as they allow
     sys.modules.update(stubs)
     try:
+        if importlib.util.find_spec("mediapipe") is None:
+            raise ModelError("the mediapipe detector runtime needs MediaPipe: pip install 'fervid[mediapipe]'")
         from mediapipe.tasks.python.core import base_options
         from mediapipe.tasks.python.vision import face_detector
         from mediapipe.tasks.python.vision.core import image as mp_image
