@@ -6,6 +6,8 @@ import dataclasses
 import gc
 import os
 import signal
+import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +17,7 @@ from tqdm import tqdm
 
 from fervid import _forkserver as forkserver
 from fervid.errors import FervidError, OutputError
-from fervid.outputs.files import Outputs
+from fervid.outputs.files import NAME_MAX, Outputs
 from fervid.analysis.pipeline import Models
 from fervid.settings import Settings
 from fervid.runner import FileResult, open_input, process_file
@@ -91,6 +93,9 @@ def plan(inputs: list[tuple[Path, Path]], out: Path, single: bool, *, video: boo
         )))
     seen: dict[Path, Path] = {}
     for job in jobs:
+        for p in job.outputs.paths():
+            if len(os.fsencode(p.name)) > NAME_MAX:
+                raise FervidError(f"{p}: the output's file name is too long for the file system; rename {job.input}")
         key = job.outputs.sidecar
         if key in seen:
             raise FervidError(f"{seen[key]} and {job.input} would write the same outputs ({key.with_suffix('')}.*); "
@@ -107,7 +112,7 @@ def _work(job: Job, settings: Settings, progress: bool,
         return process_file(job.input, job.outputs, settings, progress=progress,
                             models=models or _worker_models, opened=opened.result() if opened else None)
     except BaseException:
-        if _worker_parent is not None and os.getppid() != _worker_parent:
+        if _run_pid is not None and not _alive(_run_pid):
             os._exit(128 + signal.SIGTERM)  # the run that started this worker is gone; its part files are removed
         raise
 
@@ -117,37 +122,41 @@ def _work(job: Job, settings: Settings, progress: bool,
 # loaded once per worker. Both stay None in the main process.
 _worker_stop = None
 _worker_models: Models | None = None
-_worker_parent: int | None = None
+_run_pid: int | None = None
 
 
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def _init_worker(stop, settings: Settings) -> None:
-    global _worker_stop, _worker_models, _worker_parent
-    _worker_stop = stop
-    _worker_parent = os.getppid()
-    # SIGTERM (from the main process on an interrupt, or from the kernel when the process that
-    # forked this one dies, however it died) stops the current file like Ctrl-C: part files removed.
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def _watch_run(pid: int) -> None:
+    """SIGTERM this worker within half a second of the run's end, however it ended (kill -9
+    included). Its parent is the forkserver, which lives while any worker does, so the kernel's
+    parent-death signal would never come."""
+    while _alive(pid):
+        time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _init_worker(stop, settings: Settings, run_pid: int) -> None:
+    global _worker_stop, _worker_models, _run_pid
+    _worker_stop, _run_pid = stop, run_pid
+    # SIGTERM (from the run on an interrupt, or from the watcher below) stops the current file
+    # like Ctrl-C: its part files are removed.
     signal.signal(signal.SIGTERM, _interrupt)
-    _die_with_parent()
+    threading.Thread(target=_watch_run, args=(run_pid,), name="fervid-watch-run", daemon=True).start()
     _worker_models = Models.load(settings)
     gc.freeze()  # as the CLI does: the modules and networks live as long as the worker
-
-
-def _die_with_parent() -> None:
-    """Linux: SIGTERM this process when its parent (the forkserver, which exits when the main
-    process does) ends. Elsewhere workers notice when their next file would start."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != _worker_parent:  # the parent died before the call above took effect
-        os._exit(128 + signal.SIGTERM)
 
 
 def worker_cap(n_jobs: int) -> int:
@@ -239,7 +248,7 @@ def run_batch(jobs: list[Job], settings: Settings, n_jobs: int = 1,
         worker_settings = dataclasses.replace(settings, threads=settings.threads or 1)
         ctx = forkserver.context()  # see fervid/forkserver.py for why not fork
         stop = ctx.Event()
-        pool = ProcessPoolExecutor(max_workers=n_jobs, initializer=_init_worker, initargs=(stop, worker_settings),
+        pool = ProcessPoolExecutor(max_workers=n_jobs, initializer=_init_worker, initargs=(stop, worker_settings, os.getpid()),
                                    mp_context=ctx)
         try:
             futures = {pool.submit(_work, job, worker_settings, False): job for job in todo}

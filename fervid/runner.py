@@ -93,7 +93,8 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, progress
     extra, sinks = list(sinks), []
     try:
         with ExitStack() as stack:
-            summary = SummarySink(src.name)
+            fps = float(info.fps)
+            summary = SummarySink(src.name, decoder.every / fps if fps else 0.0, every / fps if fps else 0.0)
             sinks = [summary, *open_sinks(outputs, parts, stack, info, src.name, analyzer.times, settings.threads),
                      *extra]
             bar = stack.enter_context(tqdm(total=info.estimated_frames, unit="frame", desc=src.name[:30],
@@ -113,8 +114,7 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, progress
                 sink.close()
             analyzer.times.add("decode (waiting)", decoder.wait_s)
             result.stage_seconds = analyzer.times.as_dict()
-            step = decoder.every / float(info.fps) if info.fps else 0.0
-            result.summary = summary.rows(step)
+            result.summary = summary.rows()
             result.faces = len(result.summary)
         if outputs.summary:
             with parts.open_text(outputs.summary) as fh:
@@ -161,7 +161,15 @@ def decoding_warning(src, report, last_time: float | None, duration: float | Non
         raise VideoError(f"{src}: no frame could be decoded ({why})")
     if report.damaged:
         return f"{src}: {report.summary(last_time, duration)}; the results cover what was decoded"
+    if duration and last_time is not None and duration - last_time > max(SHORT_BY, 0.1 * duration):
+        return (f"{src}: the video ends at {last_time:.1f} s, well before the {duration:.1f} s the file declares; "
+                "the results cover what was decoded")
     return None
+
+
+# Decoding that ends this many seconds (and a tenth) before the file's declared length is reported:
+# audio that runs on a few seconds past the picture is common, a file cut short or lying is not.
+SHORT_BY = 5.0
 
 
 def _provenance(src, info, settings, analyzer, result, every, outputs, written: dict[str, str]) -> dict:

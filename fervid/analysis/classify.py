@@ -39,7 +39,7 @@ def resolve_model(name: str | None) -> Path:
     """A model name in models/ (``mini_xception``) or a path to an .onnx file."""
     name = name or DEFAULT_MODEL
     path = Path(name)
-    if path.suffix != ".onnx":
+    if path.suffix.lower() != ".onnx":
         path = MODELS_DIR / f"{name}.onnx"
     if not path.is_file():
         shipped = [p.stem for p in shipped_models()]
@@ -139,6 +139,7 @@ class Classifier:
             raise ModelError(f"{path}: not a loadable ONNX model ({str(err).splitlines()[0][:200]})") from None
         self.input_size = check_contract(self.session, path)
         self.input_name = self.session.get_inputs()[0].name
+        check_outputs(self, path)
         meta = dict(self.session.get_modelmeta().custom_metadata_map)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         self.info = ModelInfo(str(path), path.stem, digest, self.input_size, meta)
@@ -160,6 +161,24 @@ class Classifier:
         return (both[: len(x)] + both[len(x):]) / 2
 
 
+def check_outputs(clf: "Classifier", path: Path) -> None:
+    """Run a probe batch (flat grey, noise, a gradient) and refuse a model whose outputs are not
+    probabilities: logits or NaN written as probabilities would look like results."""
+    s = clf.input_size
+    rng = np.random.default_rng(0)
+    probe = np.stack([np.full((s, s), 128, np.uint8), rng.integers(0, 256, (s, s), dtype=np.uint8),
+                      np.tile(np.linspace(0, 255, s, dtype=np.uint8), (s, 1))])
+    try:
+        out = np.asarray(clf.session.run(None, {clf.input_name: probe.astype(np.float32)[:, None]})[0], np.float64)
+    except Exception as err:  # noqa: BLE001 - onnxruntime raises several unrelated types
+        raise ModelError(f"{path}: the model fails on a test batch ({str(err).splitlines()[0][:200]})") from None
+    if out.shape != (len(probe), NUM_CLASSES) or not np.isfinite(out).all():
+        raise ModelError(f"{path}: the model's outputs on a test batch are not finite numbers of shape [N,{NUM_CLASSES}]")
+    if out.min() < -1e-6 or np.abs(out.sum(1) - 1).max() > 1e-3:
+        raise ModelError(f"{path}: the model's outputs are not probabilities (each row must be non-negative "
+                         f"and sum to 1; got rows summing to {out.sum(1).round(3).tolist()}): add a softmax")
+
+
 def check_contract(session, path: Path) -> int:
     """Refuse a model that breaks the contract, saying what the contract expects; returns the input size."""
     expected = (f"fervid expects one float32 input [N,1,S,S] of grey levels 0..255 and one float32 output "
@@ -170,7 +189,8 @@ def check_contract(session, path: Path) -> int:
     shape, oshape = ins[0].shape, outs[0].shape
     if ins[0].type != "tensor(float)" or outs[0].type != "tensor(float)":
         raise ModelError(f"{path}: input is {ins[0].type}, output {outs[0].type}; {expected}")
-    if len(shape) != 4 or shape[1] != 1 or not isinstance(shape[2], int) or shape[2] != shape[3]:
+    if (len(shape) != 4 or shape[1] != 1 or not isinstance(shape[2], int) or shape[2] != shape[3]
+            or not 8 <= shape[2] <= 1024):
         raise ModelError(f"{path}: input shape is {shape}; {expected}")
     if len(oshape) != 2 or oshape[1] != NUM_CLASSES:
         raise ModelError(f"{path}: output shape is {oshape}; {expected}")

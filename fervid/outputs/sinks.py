@@ -73,15 +73,18 @@ class TimelineSink(Sink):
 class SummarySink(Sink):
     """Per-face totals (:mod:`fervid.outputs.summary`), for the summary CSV and the terminal table."""
 
-    def __init__(self, video: str):
-        self.video, self.builder = video, SummaryBuilder()
+    def __init__(self, video: str, last_gap: float, step: float):
+        """``last_gap``: what the last frame counts for when no gap was seen; ``step``: seconds
+        between analysed frames, of which a gap of over three (and over a second) is time unseen."""
+        self.video, self.last_gap = video, last_gap
+        self.builder = SummaryBuilder(max_gap=max(1.0, 3 * step))
 
     def update(self, frame, faces) -> None:
         if faces is not None:
             self.builder.add_frame(frame.time_s, faces)
 
-    def rows(self, default_gap: float) -> list[dict]:
-        return summary_rows(self.video, self.builder.finish(default_gap))
+    def rows(self) -> list[dict]:
+        return summary_rows(self.video, self.builder.finish(self.last_gap))
 
 
 class RowsSink(Sink):

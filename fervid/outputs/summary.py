@@ -31,16 +31,18 @@ class FaceStats:
 
 
 class SummaryBuilder:
-    """Per-face totals; a frame counts for the time until the next analysed frame."""
+    """Per-face totals; a frame counts for the time until the next analysed frame, but for no
+    more than ``max_gap`` seconds: a face is not "visible" across a hole in the video's timestamps."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_gap: float = float("inf")) -> None:
+        self.max_gap = max_gap
         self.faces: dict[int, FaceStats] = {}
         self._pending: tuple[float, Sequence[FaceResult]] | None = None
         self._gaps: list[float] = []
 
     def add_frame(self, time_s: float, faces: Sequence[FaceResult]) -> None:
         if self._pending is not None:
-            gap = max(0.0, time_s - self._pending[0])
+            gap = min(max(0.0, time_s - self._pending[0]), self.max_gap)
             if len(self._gaps) < 1000:
                 self._gaps.append(gap)
             self._settle(self._pending[1], gap)

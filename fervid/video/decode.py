@@ -217,8 +217,8 @@ class Decoder:
                 for index, frame in enumerate(self._decoded(container, stream, stop)):
                     if index % self.every:
                         continue
-                    if frame.pts is not None:  # to the microsecond, as ffmpeg prints times
-                        t = round(float((frame.pts - origin) * tb), 6)
+                    if frame.pts is not None:  # to the microsecond; never before the file's start
+                        t = max(0.0, round(float((frame.pts - origin) * tb), 6))
                     else:  # no time: continue from the previous frame at the nominal rate
                         t = 0.0 if last_t is None else last_t + step
                     last_t = t
