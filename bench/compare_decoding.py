@@ -5,7 +5,7 @@
 
 For each file and pixel format (yuv420p, bgr24): frames, whether the indices match, the largest
 time difference, how many frames are pixel-identical, the largest difference of mean grey, and
-each side's damage report. Used in session 13 to check PyAV against the ffmpeg program.
+each side's damage report: a change to the decoder should leave every column equal.
 """
 import os
 import pickle

@@ -4,7 +4,7 @@
 
 The clip (default: the shared 1080p crowd) is re-encoded at 2560x1440 and 3840x2160 (and stored
 as HDV would: 1440x1080 with 4:3 pixels), and each copy is analysed with the default tiling and
-with the single grid of ~480-pixel tiles that ``--tiles auto`` used before session 14. Against the
+and with the finest grid alone (the ~480-pixel tiles, without the coarser grids before them). Against the
 original's faces followed for 20 rows or more: the share of their rows found again (same frame,
 box IoU above 0.5 once scaled), how many IDs each takes (1.0 is best), and the wall seconds of
 ``fervid timeline`` (the median of ``--runs``).
@@ -82,8 +82,8 @@ def main() -> None:
                             "-preset", "fast", "-crf", "18", "-an", str(video)], check=True)
             levels = [f"{c}x{r}" for c, r in tile_levels(width, height, "auto")]
             runs = [("auto", "auto: " + "+".join(levels))]
-            if len(levels) > 1:  # the finest grid alone: what auto was before session 14
-                runs.append((levels[-1], f"{levels[-1]} alone (before)"))
+            if len(levels) > 1:  # the finest grid alone: what the coarser grids add
+                runs.append((levels[-1], f"{levels[-1]} alone"))
             for tiles, label in runs:
                 seconds = timeline(video, tmp / "t.csv", tiles, args.runs)
                 coverage, ids = followed(ref, pd.read_csv(tmp / "t.csv"), scale)

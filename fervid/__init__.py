@@ -9,7 +9,7 @@ from fervid.errors import FervidError, ModelError, OutputError, SettingsError, V
 from fervid.labels import EMOTIONS
 from fervid.settings import DetectorSettings, Settings
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["__version__", "analyze", "Settings", "DetectorSettings", "EMOTIONS", "FervidError", "ModelError",
            "OutputError", "SettingsError", "VideoError"]

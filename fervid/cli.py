@@ -95,7 +95,16 @@ def main() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
 def train(verbose: bool, **kwargs) -> None:
-    """Train a paper CNN on FER-2013 and export it as an ONNX model (needs fervid[train])."""
+    """Train a paper CNN or a ResNet on FER-2013 and export it as an ONNX model (needs fervid[train]).
+
+    Checkpoints are chosen on PublicTest; PrivateTest is measured once, for the chosen epoch.
+
+    \b
+    Examples:
+      fervid train --arch mini_xception --data fer2013.csv.gz --out runs/mx/mini_xception.onnx --epochs 30 --lr 2e-3
+      fervid train --arch resnet_s --data fer2013.csv.gz --out runs/rs/resnet_s.onnx --erase 0.5 --mixup 0.2 --ema 0.999
+      fervid train --arch fcn --data fer2013.csv.gz --out runs/fcn/fcn.onnx --resume runs/fcn/fcn.ckpt/last.pt
+    """
     try:
         from fervid.train import require
 
@@ -157,6 +166,10 @@ def quantize(model, data, out, calibration, final, verbose):
 
     Activations are calibrated on Training faces; the copy's PublicTest accuracy (and with --final
     its PrivateTest accuracy) is measured and written into its metadata.
+
+    \b
+    Example:
+      fervid quantize runs/rs/resnet_s.onnx --data fer2013.csv.gz --out models/resnet_s_int8.onnx
     """
     _make_model(lambda command: _train_module("quantize", "onnx").quantize(model, data, out, calibration, final=final, command=command), out,
                 "source_public_test_accuracy", verbose)
@@ -169,6 +182,10 @@ def mirror(model, data, out, final, verbose):
     """Flip test-time augmentation inside the graph: MODEL run on each face and its mirror image,
     the two answers averaged. Twice the classifier work; PublicTest (and with --final PrivateTest)
     accuracy measured and written into the copy's metadata.
+
+    \b
+    Example:
+      fervid mirror models/resnet_s_int8.onnx --data fer2013.csv.gz --out runs/resnet_s_int8_mirror.onnx
     """
     _make_model(lambda command: _train_module("mirror", "onnx").mirror(model, data, out, final=final, command=command), out,
                 "source_public_test_accuracy", verbose)
@@ -180,6 +197,10 @@ def mirror(model, data, out, final, verbose):
 def ensemble(models, data, out, final, verbose):
     """One ONNX file in which MODELS all read each face and their probabilities are averaged; its
     PublicTest (and with --final PrivateTest) accuracy is measured and written into its metadata.
+
+    \b
+    Example:
+      fervid ensemble a_int8.onnx b_int8.onnx c_int8.onnx --data fer2013.csv.gz --out runs/abc.onnx
     """
     _make_model(lambda command: _train_module("ensemble", "onnx").ensemble(list(models), data, out, final=final, command=command), out,
                 "member_public_test_accuracy", verbose)
@@ -429,7 +450,15 @@ def timeline(inputs, csv_path, plot_path, recursive, jobs, overwrite, quiet, ver
               help="Write the accuracy into MODEL's metadata (PublicTest or PrivateTest; PrivateTest only once). Needs onnx.")
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
 def evaluate(model, data, split, out_dir, tta, record, verbose):
-    """Accuracy, per-class precision/recall/F1, confusion matrix and crops/s of an ONNX MODEL on FER-2013."""
+    """Accuracy, per-class precision/recall/F1, confusion matrix and crops/s of an ONNX MODEL on FER-2013.
+
+    MODEL is a shipped name (mini_xception) or a path to an .onnx file.
+
+    \b
+    Examples:
+      fervid evaluate mini_xception --data fer2013.csv.gz --split PublicTest
+      fervid evaluate models/fcn.onnx --data fer2013.csv.gz --split PrivateTest --out eval/fcn
+    """
     from pathlib import Path
 
     from fervid.train.evaluate import crops_per_second, evaluate as run, format_report, write_report
@@ -456,8 +485,8 @@ def evaluate(model, data, split, out_dir, tta, record, verbose):
 
 @main.command(short_help="Guided back-propagation maps of what a model looks at.")
 @click.argument("source", required=False, type=click.Path())
-@click.option("--model", "models", multiple=True, help="Model name or .onnx path; repeat for a column per model. "
-              "[default: the default model]")
+@click.option("--model", "models", multiple=True, help="Model name or .onnx path with its NAME.pt beside it; repeat "
+              "for a column per model. [default: mini_xception]")
 @click.option("--frame", type=int, default=None, help="For a video: the frame index to explain.")
 @click.option("--time", "time_s", type=float, default=None, help="For a video: the time in seconds to explain.")
 @click.option("--data", type=click.Path(), default=None, help="FER-2013 data instead of SOURCE (fer2013.csv or folders).")
@@ -491,7 +520,7 @@ def explain(source, models, frame, time_s, data, split, per_class, classes, targ
         from fervid.outputs.plots import saliency_grid_png
         from fervid.train import guided
 
-        paths = [resolve_model(m) for m in (models or (None,))]
+        paths = [resolve_model(m) for m in (models or ("mini_xception",))]
         size = 48
         if data:
             names = [c.strip() for c in classes.split(",") if c.strip()]

@@ -123,7 +123,8 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, progress
         if plot and result.faces:
             from fervid.outputs.plots import timeline_png
 
-            timeline_png(parts[outputs.plot], plot.frame(), plot.thumbnails, title=src.name)
+            timeline_png(parts[outputs.plot], plot.frame(), plot.thumbnails, title=src.name,
+                         dominant_emotions={r["face_id"]: r["dominant_emotion"] for r in result.summary})
         elif plot:
             parts.drop(outputs.plot)
             result.warning = result.warning or f"{src}: no faces found, so no plot was made"

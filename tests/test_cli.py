@@ -268,3 +268,10 @@ def test_a_face_hidden_for_seconds_keeps_its_id(tmp_path):
     assert df.face_id.nunique() == 1
     assert df.time_s.min() < 0.1 and df.time_s.max() > 5.9
     assert not ((df.time_s > 2.2) & (df.time_s < 3.9)).any()  # no face while hidden
+
+
+@pytest.mark.parametrize("command", ["annotate", "timeline", "evaluate", "explain", "train", "quantize", "mirror",
+                                     "ensemble"])
+def test_every_command_help_shows_an_example(command):
+    res = run(command, "--help")
+    assert res.exit_code == 0 and "Example" in res.output and "fervid " + command in res.output

@@ -194,7 +194,7 @@ def test_idle_tiles_are_scanned_in_turn_and_all_after_reset(monkeypatch):
         det.detect(frame)
         per_call.append(len(calls))
     assert per_call[0] == 5  # full frame + 4 tiles
-    assert max(per_call[3:]) < 5  # idle tiles now take turns
+    assert max(per_call[3:]) < 5  # idle tiles take turns
     assert all(c >= 2 for c in per_call)  # full frame + the tile with a face, every time
     det.reset()
     calls.clear()

@@ -1,4 +1,4 @@
-"""scripts/gpu_issue7.sh is meant for a GPU machine lent for minutes, where a typo would waste the
+"""scripts/gpu_train.sh is meant for a GPU machine lent for minutes, where a typo would waste the
 loan: run it whole here, on the CPU, with a tiny pack of faces and one epoch per network."""
 
 import os
@@ -33,7 +33,7 @@ def test_gpu_script_runs_end_to_end_on_a_cpu(tmp_path):
     out, runs = tmp_path / "out", tmp_path / "work"
     env = {**os.environ, "DATA": str(pack), "OUT": str(out), "RUNS": str(runs), "DEVICE": "cpu",
            "PYTHON": sys.executable, "EPOCHS_TEACHER": "1", "EPOCHS_STUDENT": "1"}
-    done = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_issue7.sh")], cwd=ROOT, env=env,
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_train.sh")], cwd=ROOT, env=env,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     last = done.stdout.strip().splitlines()[-4:]  # the script ends with each network's choice

@@ -53,3 +53,17 @@ def test_plot_path_beside_csv_is_honoured(tmp_path, face_video):
     assert csv.is_file() and png.is_file() and not csv.with_suffix(".png").exists()
     res = CliRunner().invoke(main, ["timeline", str(face_video), "--csv", str(csv), "--plot", "-q", "--overwrite"])
     assert res.exit_code == 0 and csv.with_suffix(".png").is_file()
+
+
+def test_panel_titles_name_the_summarys_dominant_emotion(tmp_path, monkeypatch):
+    """The plot, the summary CSV and the terminal table name one dominant emotion per face:
+    the summary's (highest mean probability), passed in."""
+    import matplotlib.axes
+
+    titles = []
+    real = matplotlib.axes.Axes.set_title
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_title",
+                        lambda self, label, *a, **k: titles.append(label) or real(self, label, *a, **k))
+    timeline_png(tmp_path / "t.png", _timeline([1, 2]), title="v", dominant_emotions={1: "fear", 2: "sad"})
+    assert any(t.startswith("face 1:") and t.endswith("dominant: fear") for t in titles)
+    assert any(t.startswith("face 2:") and t.endswith("dominant: sad") for t in titles)

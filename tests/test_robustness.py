@@ -248,7 +248,7 @@ def test_a_batch_opens_files_ahead_and_stops_them_when_interrupted(tmp_path, fac
     monkeypatch.setattr(batch, "process_file", interrupted)
     with pytest.raises(KeyboardInterrupt):
         batch.run_batch(jobs, Settings(), progress=False, on_event=lambda msg: None)
-    # a.mp4 while the networks loaded, b.mp4 while a.mp4 was "analysed"; both ffmpegs stopped
+    # a.mp4 while the networks loaded, b.mp4 while a.mp4 was "analysed"; both decoders stopped
     assert [o.decoder.info.path for o in opened] == [str(d / "a.mp4"), str(d / "b.mp4")]
     assert all(o.decoder.report.returncode is not None for o in opened)
 

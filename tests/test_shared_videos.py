@@ -45,7 +45,7 @@ def test_single_person_clip_has_one_id(tmp_path, shared_videos, name):
 
 
 def test_crowd_keeps_ids_for_fast_walkers_without_dropping_faces(tmp_path, shared_videos):
-    """The 1080p crowd: a woman crossing the foreground fast once took 7 IDs (20 in all)."""
+    """The 1080p crowd: a woman crossing the foreground fast is one ID, not one per key frame."""
     csv = tmp_path / "t.csv"
     assert run("timeline", shared_videos / "facenet_pytorch_video.mp4", "--csv", csv, "-q").exit_code == 0
     df = pd.read_csv(csv)
@@ -56,8 +56,8 @@ def test_crowd_keeps_ids_for_fast_walkers_without_dropping_faces(tmp_path, share
 def test_crowd_in_4k_is_followed_as_in_1080p(tmp_path, shared_videos):
     """The crowd upscaled to 3840x2160 must give the faces that 1080p follows, under one ID each.
     With 7x4 tiles alone (about 480 pixels, as on 1080p, but 5.5 times below the frame) faces of
-    200-300 pixels were too small for the whole-frame pass and cut in every tile: a quarter of
-    their rows were lost and one face took five IDs (coverage 0.72, 1.75 IDs a face). A 4x2 grid
+    200-300 pixels are too small for the whole-frame pass and cut in every tile: a quarter of
+    their rows are lost and one face takes five IDs (coverage 0.72, 1.75 IDs a face). A 4x2 grid
     before the 7x4 one: 0.90, 1.25."""
     src = shared_videos / "facenet_pytorch_video.mp4"
     big = tmp_path / "crowd4k.mp4"
@@ -69,8 +69,8 @@ def test_crowd_in_4k_is_followed_as_in_1080p(tmp_path, shared_videos):
 
 
 def test_sparse_sampling_of_a_crowd_keeps_every_box_in_the_picture(tmp_path, shared_videos):
-    """At 10 analysed frames a second a walker's predicted box can leave the 1080p frame; that
-    crashed the crop (found by bench/knobs.py). Carried boxes are now cut to the picture."""
+    """At 10 analysed frames a second a walker's predicted box can leave the 1080p frame: carried
+    boxes are cut to the picture, or the crop would fail."""
     csv = tmp_path / "t.csv"
     src = shared_videos / "facenet_pytorch_video.mp4"
     assert run("timeline", src, "--csv", csv, "-q", "--fps", "10").exit_code == 0

@@ -175,7 +175,8 @@ def offgrid_clip(path, times_ms):
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
 def test_encode_keeps_times_off_the_frame_rate_grid(tmp_path, suffix):
-    """Seen in session 13: frames 20 ms and 66 ms in came out at 40 and 80 ms, on a 1/25 s grid."""
+    """Frames 20 ms and 66 ms in must not move to 40 and 80 ms, onto a 1/25 s grid (an encoder
+    clock of 1/frame rate would put them there)."""
     times_ms = [0, 20, 66, 138, 236, 360, 510, 686]
     src = offgrid_clip(tmp_path / "src.mkv", times_ms)
     _, times = reencode(src, tmp_path / f"out{suffix}")
@@ -251,7 +252,7 @@ def _shown_grey(path, tmp_path):
 def test_full_range_video_comes_in_video_range_and_is_annotated_as_shown(tmp_path):
     """Full-range sources (webcams' MJPEG, some phones and screen recorders: "pc", yuvj420p) come
     as video-range I420, which the detector's colour conversion, the crops and the encoder all
-    assume: the annotated copy of one had its blacks and whites clipped (untagged full-range planes)."""
+    assume: else the annotated copy of one would have its blacks and whites clipped."""
     src = make_video(tmp_path / "pc.mp4", size="160x120", seconds=0.4, vf="scale=out_range=pc",
                      extra=["-color_range", "pc"])
     for f in open_video(src, pix_fmt="yuv420p")[1]:

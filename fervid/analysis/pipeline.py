@@ -44,9 +44,9 @@ class Models:
         # beat two threads contending (d6 timeline 1.88 s vs 1.95 s; the crowd 1.70 vs 1.72 s).
         # With ``threads`` unset (one job) and four cores or more, a tiled frame's detector passes
         # are shared by two threads, for the classifier waits on big crowded frames. On two cores
-        # the decoding thread (in-process since session 13) already takes the room that second
-        # detector thread used: one is faster there (the crowd 1.46 vs 1.53 s, 8 alternating
-        # runs; its minute loop 14.70 vs 14.99 s), the same rows. Parallel jobs fill the cores anyway.
+        # the decoding thread takes the room a second detector thread would use: one is faster
+        # there (the crowd 1.46 vs 1.53 s, 8 alternating runs; its minute loop 14.70 vs 14.99 s),
+        # the same rows. Parallel jobs fill the cores anyway.
         classifier = Classifier(settings.model, settings.device, settings.threads or 1, settings.tta)
         workers = 2 if not settings.threads and (os.cpu_count() or 1) >= 4 else 1
         return cls(classifier, FaceDetector(settings.detector, workers=workers))

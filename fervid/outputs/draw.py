@@ -28,7 +28,7 @@ WHITE = (255, 255, 255)
 @lru_cache(maxsize=64)
 def _yuv(bgr: tuple[int, int, int]) -> tuple[int, int, int]:
     """The Y, U, V values of a BGR colour, as OpenCV's I420 conversion computes them (cached: a
-    canvas is made per frame, and converting its eight colours anew was a fifth of drawing)."""
+    canvas is made per frame, and converting its eight colours anew would be a fifth of drawing)."""
     i420 = cv2.cvtColor(np.full((2, 2, 3), bgr, np.uint8), cv2.COLOR_BGR2YUV_I420)
     return int(i420[0, 0]), int(i420[2, 0]), int(i420[2, 1])  # rows: Y, Y, then U and V side by side
 

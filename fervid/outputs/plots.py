@@ -46,10 +46,12 @@ def confusion_png(path: Path, confusion_normalised: np.ndarray, title: str) -> N
 MAX_PANELS = 12
 
 
-def timeline_png(path: Path, df, thumbnails: dict | None = None, title: str = "") -> int:
+def timeline_png(path: Path, df, thumbnails: dict | None = None, title: str = "",
+                 dominant_emotions: dict[int, str] | None = None) -> int:
     """One panel per face (longest-seen first): thumbnail, the 7 probabilities over time, a dominant-emotion band.
 
-    ``df`` has the timeline CSV's columns; returns the number of panels drawn.
+    ``df`` has the timeline CSV's columns; ``dominant_emotions`` (face_id -> emotion) is the summary's
+    ``dominant_emotion``, so that the figure names the same one; returns the number of panels drawn.
     """
     if df is None or len(df) == 0:
         raise FervidError(f"{title or 'timeline'}: no faces were found, so there is nothing to plot")
@@ -87,8 +89,8 @@ def timeline_png(path: Path, df, thumbnails: dict | None = None, title: str = ""
         ax.set_ylim(0, 1.15)
         ax.set_yticks([0, 0.5, 1])
         ax.set_ylabel("probability")
-        main = EMOTIONS[int(probs.mean(0).argmax())]
-        ax.set_title(f"face {fid}: {len(face)} frames, {times[0]:.1f}-{times[-1]:.1f} s, mostly {main}", loc="left")
+        main = (dominant_emotions or {}).get(int(fid)) or EMOTIONS[int(probs.mean(0).argmax())]
+        ax.set_title(f"face {fid}: {len(face)} frames, {times[0]:.1f}-{times[-1]:.1f} s, dominant: {main}", loc="left")
         if i == len(shown) - 1:
             ax.set_xlabel("time (s)")
     handles = [plt.Line2D([], [], color=c, lw=2) for c in EMOTION_HEX]

@@ -1,5 +1,5 @@
 """The paper's two fully-convolutional CNNs (Kaskun et al. 2020, after Arriaga et al. 2017), and
-ResNets for 48x48 faces: a teacher and the students distilled from it (issue 7).
+ResNets for 48x48 faces: a teacher and the students distilled from it.
 
 The paper's two end in a convolution with one map per class and global average pooling: no dense layer.
 The networks return logits; :class:`ContractModel` adds the model contract around them
@@ -179,7 +179,7 @@ class ResNet(nn.Module):
 
 
 ARCHITECTURES.update({
-    # Teacher for distillation (issue 7): ResNet-18's stages at 48x48, about 11M parameters.
+    # Teacher for distillation: ResNet-18's stages at 48x48, about 11M parameters.
     "resnet18": lambda: ResNet((64, 128, 256, 512), (2, 2, 2, 2), stem=64),
     # Students sized on this 2-core CPU (bench/model_card.py, batch 64): resnet_m ~1,300 crops/s
     # in float, ~4,900 in 8 bits; resnet_s (under 1M parameters) ~4,000 in float, ~9,000 in 8 bits.

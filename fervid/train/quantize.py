@@ -2,9 +2,8 @@
 
 Static quantisation (weights per channel, activations calibrated on FER-2013 *Training* faces, never
 on a test split), in ONNX Runtime's operator format (QLinearConv), the first convolution and the
-head kept in float. On fcn these choices were made on PublicTest (bench numbers in
-models/README.md): QDQ 65.17% at 1,942 crops/s, the first convolution in float 65.28% at 2,162,
-operator format with it 65.31% at 2,201. The copy is a new model, scored afresh
+head kept in float. Measured on fcn's PublicTest: QDQ 65.17% at 1,942 crops/s, the first
+convolution in float 65.28% at 2,162, operator format with it 65.31% at 2,201. The copy is a new model, scored afresh
 (``fervid.train.derive``). Needs the train extra (onnx).
 """
 

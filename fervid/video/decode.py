@@ -146,12 +146,11 @@ class Decoder:
 
     def auto_threads(self) -> int:
         """Decoding threads: one up to 1080p, two above. The pipeline keeps both cores busy, so
-        frame threading's own overhead is a loss there: one thread was ~3% faster on the 480x480
-        clip (medians of 10-12 alternating runs), no slower on the 1080p crowd (a minute of it:
-        16.9 against 17.3 s); a 4K H.264 clip decodes on one thread at 39 fps, faster than fervid
-        reads it (26 fps), but with less headroom, so bigger frames keep two. (Measured with the
-        ffmpeg program; in-process, session 13, two threads on the crowd's minute loop: 16.49
-        against 16.79 s, medians of 6 alternating runs, within the machine's noise.)"""
+        frame threading's own overhead is a loss there: one thread is ~3% faster on the 480x480
+        clip (medians of 10-12 alternating runs) and within noise on the 1080p crowd's minute
+        loop (two threads 16.49 against one 16.79 s, medians of 6); a 4K H.264 clip decodes on
+        one thread at 39 fps, faster than fervid reads it (26 fps), but with less headroom, so
+        bigger frames keep two."""
         return 1 if self.info.width * self.info.height <= 1920 * 1088 else 2
 
     def start(self) -> "Decoder":
@@ -270,8 +269,8 @@ class Decoder:
         # recording, joined clips) is scaled back to the size the video started with, as ffmpeg
         # does, so every frame fits the outputs. And I420 comes in video range (16-235) whatever
         # the source's, for everything after assumes it: the detector's colour conversion, the
-        # crops' grey levels, the encoder's output (a full-range webcam or phone video's annotated
-        # copy had its blacks and whites clipped).
+        # crops' grey levels, the encoder's output (else a full-range webcam or phone video's
+        # annotated copy would have its blacks and whites clipped).
         full_range = i420 and frame.color_range == 2  # JPEG (full) range
         if (frame.width, frame.height) != size or full_range or not (i420 and frame.format.name in _I420):
             frame = frame.reformat(width=size[0], height=size[1], format=self.pix_fmt, interpolation="BICUBIC",

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# Issue 7 on one GPU machine, as one command: a ResNet-18 teacher, then three students distilled
+# Training on one GPU machine, as one command: a ResNet-18 teacher, then three students distilled
 # from it side by side (resnet_m, resnet_s, and mini_xception_144: the paper's mini_xception as
-# shipped, its last block widened). Untested on a GPU so far; tests/test_gpu_script.py runs it
-# whole on a CPU (DEVICE=cpu, tiny data, one epoch each).
+# shipped, its last block widened). tests/test_gpu_script.py runs it whole on a CPU (DEVICE=cpu,
+# tiny data, one epoch each).
 #
 # Here, first (PrivateTest stays behind; it is measured here, once, for the chosen model):
 #   echo /.gpu/ >> .git/info/exclude
 #   python scripts/pack_fer.py ../shared/data/fer2013.csv.gz -o .gpu/fer2013_train_public.npz.xz
-# (without --ferplus: a pack with FER+ votes trains on them, and on this CPU they cost resnet_s 2.5
-# points of PublicTest after 26 epochs, session 9; see models/README.md)
-# Then with the device tool: run(command="bash scripts/gpu_issue7.sh", carry=[".gpu"], timeout_s=590).
+# (without --ferplus: on a CPU, training on FER+ votes cost resnet_s 2.5 points of PublicTest
+# after 26 epochs)
+# Then on the GPU machine: bash scripts/gpu_train.sh, with .gpu/ carried along (under 10 minutes).
 # Back here: fervid evaluate NAME.onnx --data ../shared/data/fer2013.csv.gz --split PublicTest to
-# choose; fervid quantize for the 8-bit copy, and fervid mirror / fervid ensemble (with the shipped
-# resnet_s_int8 and resnet_s_seed1_int8, say) for the candidates; then, once, for the chosen model:
+# choose; fervid quantize for the 8-bit copy, and fervid mirror / fervid ensemble for the
+# candidates; then, once, for the chosen model:
 # fervid evaluate NAME.onnx --data ../shared/data/fer2013.csv.gz --split PrivateTest --record
 set -euo pipefail
 export PYTHONUNBUFFERED=1
