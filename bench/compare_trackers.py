@@ -1,6 +1,6 @@
 """Compare fervid's tracker with library trackers on the same key-frame detections.
 
-Two steps, because the libraries cannot share fervid's environment (see the README's Design):
+Two steps, because the libraries cannot share fervid's environment (docs/design.md, Tracker):
 
     python bench/compare_trackers.py dump /tmp/dets.json            # fervid's venv: detect on key frames
     /tmp/trk-venv/bin/python bench/compare_trackers.py compare /tmp/dets.json   # a venv with

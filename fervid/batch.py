@@ -246,7 +246,7 @@ def run_batch(jobs: list[Job], settings: Settings, n_jobs: int = 1,
     else:
         # One thread per worker: the workers already fill the cores between them.
         worker_settings = dataclasses.replace(settings, threads=settings.threads or 1)
-        ctx = forkserver.context()  # see fervid/forkserver.py for why not fork
+        ctx = forkserver.context()  # see fervid/_forkserver.py for why not fork
         stop = ctx.Event()
         pool = ProcessPoolExecutor(max_workers=n_jobs, initializer=_init_worker, initargs=(stop, worker_settings, os.getpid()),
                                    mp_context=ctx)

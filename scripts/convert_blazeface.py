@@ -1,6 +1,6 @@
 """Convert MediaPipe's BlazeFace ``.tflite`` models (vendored in models/) to ONNX, once, offline.
 
-fervid runs BlazeFace through ONNX Runtime (fervid/blazeface.py): the tiles of a frame go through
+fervid runs BlazeFace through ONNX Runtime (fervid/analysis/blazeface.py): the tiles of a frame go through
 in one batched call, and the runtime does not need MediaPipe's graph machinery. This script made
 ``models/blaze_face_{full,short}_range.onnx``; it needs TensorFlow and tf2onnx, which fervid
 itself never imports (run it in a throw-away venv):

@@ -11,7 +11,7 @@ Two savings, both invisible in the output's shape (every analysed frame still ge
   first frame); the frames between get probabilities interpolated in time between the two
   readings around them. Expressions change over hundreds of milliseconds and the output is
   smoothed over 0.3 s anyway, so reading 15 times a second instead of 30 or 60 changes the
-  timeline little (measured in README's Performance section) and halves or quarters the work.
+  timeline little (``bench/classify_rate.py``, docs/performance.md) and halves or quarters the work.
 """
 
 from __future__ import annotations
