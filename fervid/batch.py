@@ -64,11 +64,19 @@ def expand_inputs(paths: Sequence[str | Path], recursive: bool, exclude: Path | 
     return found
 
 
+# The outputs that may go elsewhere than beside the others, with the extension each is written as.
+PLACED = {"plot": ".png", "html": ".html", "vtt": ".vtt", "srt": ".srt", "eaf": ".eaf"}
+
+
 def plan(inputs: list[tuple[Path, Path]], out: Path, single: bool, *, video: bool = False,
          timeline: bool = False, plot: bool = False, plot_out: Path | None = None,
-         encoding: Encoding = Encoding()) -> list[Job]:
+         encoding: Encoding = Encoding(), places: dict[str, Path | None] | None = None) -> list[Job]:
     """Output names: ``out`` itself names them for a single input; otherwise they mirror the inputs under ``out``.
-    ``plot_out`` puts the plots elsewhere (a .png file for a single input, else a folder)."""
+    ``places`` asks for the outputs of :data:`PLACED` by kind: None beside the others, else a
+    file of the right extension (a single input) or a folder; ``plot``/``plot_out`` is the same for the plot."""
+    places = dict(places or {})
+    if plot:
+        places["plot"] = plot_out
     jobs = []
     for src, rel in inputs:
         base = out.parent / out.stem if single else out / rel.parent / rel.stem
@@ -76,18 +84,21 @@ def plan(inputs: list[tuple[Path, Path]], out: Path, single: bool, *, video: boo
         def named(ext: str) -> Path:
             return base.with_name(base.name + ext)
 
-        def plot_named() -> Path:
-            if plot_out is None:
-                return named(".png")
-            if single and plot_out.suffix.lower() == ".png":
-                return plot_out
-            return plot_out / (rel.parent if not single else Path()) / (rel.stem + ".png")
+        def placed(kind: str) -> Path | None:
+            if kind not in places:
+                return None
+            where, ext = places[kind], PLACED[kind]
+            if where is None:
+                return named(ext)
+            if where.suffix.lower() == ext:  # a file name: one input (the CLI checks)
+                return where
+            return where / (rel.parent if not single else Path()) / (rel.stem + ext)
 
         jobs.append(Job(src, Outputs(
             video=(out if single else named(".mp4")) if video else None,
             timeline=named(".csv") if timeline else None,
             summary=named(".summary.csv") if timeline else None,
-            plot=plot_named() if plot else None,
+            plot=placed("plot"), html=placed("html"), vtt=placed("vtt"), srt=placed("srt"), eaf=placed("eaf"),
             sidecar=named(".json"),
             encoding=encoding,
         )))
@@ -267,3 +278,32 @@ def run_batch(jobs: list[Job], settings: Settings, n_jobs: int = 1,
         pool.shutdown(wait=True)
     bar.close()
     return report
+
+
+def write_index(jobs: list[Job], folder: Path) -> Path | None:
+    """``folder/index.html``: every video whose page exists, with its faces' dominant emotions
+    (from each sidecar), linking to the page."""
+    import json
+
+    from fervid.outputs.report import write_index as write
+
+    entries = []
+    for job in jobs:
+        page, sidecar = job.outputs.html, job.outputs.sidecar
+        if page is None or not page.is_file():
+            continue
+        try:
+            record = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar and sidecar.is_file() else {}
+        except (OSError, ValueError):
+            record = {}
+        dominant = sorted((int(k), v) for k, v in (record.get("dominant_emotions") or {}).items())
+        entries.append({"href": os.path.relpath(page, folder).replace(os.sep, "/"), "name": job.input.name,
+                        "dominant": dominant, "complete": record.get("complete", True)})
+    if not entries:
+        return None
+    index = folder / "index.html"
+    tmp = folder / f".index.part{os.getpid()}.html"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        write(fh, entries)
+    os.replace(tmp, index)
+    return index

@@ -270,7 +270,7 @@ def _settings(options: dict):
     return Settings.from_options(**values)
 
 
-def _run(jobs, settings, n_jobs, overwrite, quiet, verbose, print_tables=False):
+def _run(jobs, settings, n_jobs, overwrite, quiet, verbose, print_tables=False, after=None):
     from fervid.batch import worker_cap
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
@@ -305,6 +305,11 @@ def _run(jobs, settings, n_jobs, overwrite, quiet, verbose, print_tables=False):
     except FervidError as err:
         _fail(err, verbose)
         sys.exit(EXIT_USAGE)
+    if after is not None:
+        try:
+            after()
+        except (FervidError, OSError) as err:
+            _fail(err, verbose)
     if print_tables:
         for res in report.done:
             click.echo(f"\n{res.input}: {_count(res.frames, 'frame')}, {_count(res.faces, 'face')}")
@@ -355,6 +360,42 @@ def _output(option: str, value: str, suffixes: tuple[str, ...], what: str, singl
     return path, True
 
 
+_PRODUCTS = (("html", ".html", "the page"), ("vtt", ".vtt", "WebVTT subtitles"), ("srt", ".srt", "SRT subtitles"),
+             ("eaf", ".eaf", "the ELAN document"))
+
+
+def _products(f):
+    """--html, --vtt, --srt, --eaf: each beside the other outputs, or at PATH (a file for one input, else a folder)."""
+    helps = {"html": "Also write a page per video that works offline: the video with its faces' timelines in step "
+                     "(and OUT/index.html for a folder)",
+             "vtt": "Also write WebVTT subtitles: a cue whenever a face's top emotion changes",
+             "srt": "Also write the same subtitles as SRT",
+             "eaf": "Also write an ELAN annotation document: one tier per face, its top-emotion segments"}
+    for kind, ext, _ in reversed(_PRODUCTS):
+        f = click.option(f"--{kind}", f"{kind}_path", is_flag=False, flag_value=".", default=None, type=click.Path(),
+                         help=helps[kind] + f"; beside the other outputs, or at PATH ({ext} or a folder).")(f)
+    return f
+
+
+def _places(values: dict, one: bool) -> dict:
+    """The products asked for, as batch.plan takes them."""
+    places = {}
+    for kind, ext, what in _PRODUCTS:
+        value = values.pop(f"{kind}_path")
+        if value is not None:
+            places[kind] = None if value == "." else _output(f"--{kind}", value, (ext,), what, one)[0]
+    return places
+
+
+def _write_index(job_list, folder) -> None:
+    from fervid.batch import write_index
+
+    if any(job.outputs.html for job in job_list) and len(job_list) > 1:
+        path = write_index(job_list, folder)
+        if path:
+            _say(f"fervid: wrote {path}")
+
+
 def _is_single_file(inputs) -> bool:
     from pathlib import Path
 
@@ -370,6 +411,7 @@ def _is_single_file(inputs) -> bool:
               help="x264 speed/size trade: ultrafast annotates ~20% faster on 1080p, for ~1.7x the bytes.")
 @click.option("--crf", type=click.IntRange(0, 51), default=Encoding.crf, show_default=True,
               help="x264 quality: lower is better and bigger (+6 about halves the size).")
+@_products
 def annotate(inputs, output, with_csv, preset, crf, recursive, jobs, overwrite, quiet, verbose, **options):
     """Write an annotated copy of each video (H.264, audio kept): boxes, IDs, emotions.
 
@@ -377,15 +419,17 @@ def annotate(inputs, output, with_csv, preset, crf, recursive, jobs, overwrite, 
     Examples:
       fervid annotate interview.mp4 -o interview_annotated.mp4
       fervid annotate recordings/ -o annotated/ --recursive --jobs 2 --csv
+      fervid annotate interview.mp4 -o out/interview.mp4 --html --vtt   # + a page, subtitles
     """
-    from pathlib import Path
-
     from fervid.batch import expand_inputs
 
-    out, single = _output("-o", output, OUTPUT_SUFFIXES, "an annotated video", _is_single_file(inputs))
+    one = _is_single_file(inputs)
+    out, single = _output("-o", output, OUTPUT_SUFFIXES, "an annotated video", one)
+    places = _places(options, one)
     job_list = _plan(expand_inputs(inputs, recursive, exclude=None if single else out), out, single, video=True,
-                     timeline=with_csv, encoding=Encoding(crf, preset))
-    _run(job_list, _settings(options), jobs, overwrite, quiet, verbose)
+                     timeline=with_csv, encoding=Encoding(crf, preset), places=places)
+    _run(job_list, _settings(options), jobs, overwrite, quiet, verbose,
+         after=lambda: _write_index(job_list, out if not single else out.parent))
 
 
 @main.command(short_help="Per-face emotion timelines: CSV, summary, JSON, plots.")
@@ -395,6 +439,7 @@ def annotate(inputs, output, with_csv, preset, crf, recursive, jobs, overwrite, 
                    "[default: the current directory]. Without --csv or --plot, print each face's summary.")
 @click.option("--plot", "plot_path", is_flag=False, flag_value=".", default=None, type=click.Path(),
               help="Also draw a PNG per video, one panel per face (needs matplotlib): beside the CSV, or at PATH.")
+@_products
 def timeline(inputs, csv_path, plot_path, recursive, jobs, overwrite, quiet, verbose, **options):
     """Per-face emotion timeline: one CSV row per face per analysed frame, plus a per-face summary.
 
@@ -406,6 +451,7 @@ def timeline(inputs, csv_path, plot_path, recursive, jobs, overwrite, quiet, ver
       fervid timeline interview.mp4 --csv out.csv    # out.csv, out.summary.csv, out.json
       fervid timeline interview.mp4 --csv out.csv --plot   # + out.png, one panel per face
       fervid timeline recordings/ --csv results/ -j 2
+      fervid timeline interview.mp4 --csv out.csv --html --vtt --eaf   # + out.html, out.vtt, out.eaf
     """
     from pathlib import Path
 
@@ -413,13 +459,16 @@ def timeline(inputs, csv_path, plot_path, recursive, jobs, overwrite, quiet, ver
     from fervid.outputs.files import Outputs
 
     one = _is_single_file(inputs)
+    places = _places(options, one)
     if csv_path is not None:
         out, single = _output("--csv", csv_path, (".csv",), "the timeline", one)
+    elif plot_path is not None:
+        out, single = _output("--plot", plot_path, (".png",), "the plot", one)
     else:
-        out, single = _output("--plot", plot_path or ".", (".png",), "the plot", one)
+        out, single = Path("."), False
     found = expand_inputs(inputs, recursive, exclude=None if single else out)
     settings = _settings(options)
-    if csv_path is None and plot_path is None:
+    if csv_path is None and plot_path is None and not places:
         from fervid.batch import Job
 
         job_list = [Job(src, Outputs()) for src, _ in found]
@@ -434,8 +483,55 @@ def timeline(inputs, csv_path, plot_path, recursive, jobs, overwrite, quiet, ver
     if csv_path is not None and plot_path not in (None, "."):
         plot_out, _ = _output("--plot", plot_path, (".png",), "the plot", single)
     job_list = _plan(found, out, single, timeline=csv_path is not None, plot=plot_path is not None,
-                     plot_out=plot_out)
-    _run(job_list, settings, jobs, overwrite, quiet, verbose)
+                     plot_out=plot_out, places=places)
+    _run(job_list, settings, jobs, overwrite, quiet, verbose,
+         after=lambda: _write_index(job_list, out if not single else out.parent))
+
+
+@main.command(short_help="Pages for timelines made earlier (NAME.csv -> NAME.html).")
+@click.argument("results", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("-q", "--quiet", is_flag=True, help="No 'wrote' lines.")
+@click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
+def report(results, quiet, verbose):
+    """Write the page of each timeline CSV that fervid wrote (beside it, NAME.html), and an
+    index.html for a folder. The CSV's sidecar (NAME.json) and summary must be beside it.
+
+    \b
+    Examples:
+      fervid report interview.csv
+      fervid report results/            # every timeline below, + results/index.html
+    """
+    from pathlib import Path
+
+    from fervid.remake import remake_page, timelines
+
+    try:
+        found = timelines([Path(r) for r in results])
+        if not found:
+            raise click.UsageError("no timeline CSV with its sidecar found in the given paths")
+        failed = 0
+        for csv_path in found:
+            try:
+                page = remake_page(csv_path)
+                if not quiet:
+                    _say(f"fervid: wrote {page}")
+            except (OSError, ValueError, KeyError) as err:
+                failed += 1
+                _say(f"fervid: failed: {csv_path}: {err}")
+        folders = [Path(r) for r in results if Path(r).is_dir()]
+        if len(folders) == 1:
+            from fervid.batch import Job, write_index
+            from fervid.outputs.files import Outputs
+
+            jobs = [Job(Path(c.stem), Outputs(html=c.with_suffix(".html"), sidecar=c.with_suffix(".json")))
+                    for c in found]
+            index = write_index(jobs, folders[0])
+            if index and not quiet:
+                _say(f"fervid: wrote {index}")
+    except FervidError as err:
+        _fail(err, verbose)
+        sys.exit(EXIT_USAGE)
+    sys.exit(EXIT_SOME_FAILED if failed else EXIT_OK)
 
 
 @main.command(short_help="Score an ONNX model on FER-2013.")

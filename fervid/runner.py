@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -95,13 +96,13 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, progress
         with ExitStack() as stack:
             fps = float(info.fps)
             summary = SummarySink(src.name, decoder.every / fps if fps else 0.0, every / fps if fps else 0.0)
-            sinks = [summary, *open_sinks(outputs, parts, stack, info, src.name, analyzer.times, settings.threads),
-                     *extra]
+            sinks = [summary, *open_sinks(outputs, parts, stack, info, src.name, analyzer.times, settings.threads,
+                                          every / fps if fps else 0.0), *extra]
             bar = stack.enter_context(tqdm(total=info.estimated_frames, unit="frame", desc=src.name[:30],
                                            disable=not progress, leave=False, dynamic_ncols=True))
             last_time = None
             for frame, faces in analyzer.run(decoder, float(info.fps) / decoder.every, every // decoder.every,
-                                             keep_pixels=bool(outputs.video or outputs.plot)):
+                                             keep_pixels=bool(outputs.video or outputs.plot or outputs.html)):
                 last_time = frame.time_s
                 if faces is not None:
                     result.rows += len(faces)
@@ -129,13 +130,15 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, progress
             parts.drop(outputs.plot)
             result.warning = result.warning or f"{src}: no faces found, so no plot was made"
         result.seconds = time.time() - started
+        record = _provenance(src, info, settings, analyzer, result, every, outputs, {})
+        _write_products(src, outputs, parts, sinks, result, record)
         if outputs.sidecar:
             made = {k: p for k, p in outputs.named().items() if p in parts.parts}
             kept = {k: str(outputs.sidecar.with_name(name)) for k, name in earlier.items()
                     if k not in made and outputs.sidecar.with_name(name).is_file()}
+            record["outputs"] = {**kept, **{k: str(p) for k, p in made.items()}}
             with parts.open_text(outputs.sidecar) as fh:
-                write_sidecar(fh, _provenance(src, info, settings, analyzer, result, every, outputs,
-                                              {**kept, **{k: str(p) for k, p in made.items()}}))
+                write_sidecar(fh, record)
         parts.commit()  # the sidecar last: its presence says the set is complete
         result.written = [p for p in outputs.paths() if p in parts.parts]
     except OSError as err:  # a full disk, a folder gone: the outputs' problem, not the video's
@@ -153,6 +156,33 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, progress
         decoder.close()
         analyzer.close()
     return result
+
+
+def _write_products(src: Path, outputs: Outputs, parts: PartFiles, sinks: list, result: FileResult,
+                    record: dict) -> None:
+    """The outputs made from what the sinks gathered: subtitles, the ELAN document, the page."""
+    from fervid.outputs import writers
+
+    segments = next((s.segments for s in sinks if hasattr(s, "segments")), [])
+    for kind, write in (("vtt", writers.write_vtt), ("srt", writers.write_srt)):
+        if getattr(outputs, kind):
+            with parts.open_text(getattr(outputs, kind)) as fh:
+                write(fh, segments)
+    media = outputs.video or src
+    if outputs.eaf:
+        mime = {".mkv": "video/x-matroska", ".mov": "video/quicktime", ".webm": "video/webm"}.get(
+            media.suffix.lower(), "video/mp4")
+        relative = os.path.relpath(media, outputs.eaf.parent).replace(os.sep, "/")
+        relative = relative if relative.startswith("../") else "./" + relative
+        with parts.open_text(outputs.eaf) as fh:
+            writers.write_eaf(fh, segments, Path(os.path.abspath(media)).as_uri(), relative, mime)
+    if outputs.html:
+        from fervid.outputs.report import ReportSink, page_data, write_page
+
+        report = next(s for s in sinks if isinstance(s, ReportSink))
+        data = page_data(outputs.html, media, outputs.video is not None, result.summary, report, record)
+        with parts.open_text(outputs.html) as fh:
+            write_page(fh, data)
 
 
 def decoding_warning(src, report, last_time: float | None, duration: float | None) -> str | None:
@@ -188,6 +218,7 @@ def _provenance(src, info, settings, analyzer, result, every, outputs, written: 
         "frames_decoded": result.frames,
         "rows": result.rows,
         "faces": result.faces,
+        "dominant_emotions": {str(r["face_id"]): r["dominant_emotion"] for r in result.summary},
         "complete": result.warning is None,
         "warning": result.warning,
         "seconds": round(result.seconds, 2),

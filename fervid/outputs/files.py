@@ -24,12 +24,16 @@ class Outputs:
     timeline: Path | None = None
     summary: Path | None = None
     plot: Path | None = None
+    html: Path | None = None  # the page of the video and its timelines
+    vtt: Path | None = None  # subtitles: WebVTT
+    srt: Path | None = None  # subtitles: SubRip
+    eaf: Path | None = None  # ELAN annotation document
     sidecar: Path | None = None  # written last: it marks the set as complete
     encoding: Encoding = Encoding()  # how the video is compressed
 
     def named(self) -> dict[str, Path]:
         """The outputs asked for, by kind, the sidecar last."""
-        kinds = ("video", "timeline", "summary", "plot", "sidecar")
+        kinds = ("video", "timeline", "summary", "plot", "html", "vtt", "srt", "eaf", "sidecar")
         return {k: getattr(self, k) for k in kinds if getattr(self, k) is not None}
 
     def paths(self) -> list[Path]:

@@ -100,25 +100,36 @@ class RowsSink(Sink):
         return timeline_frame(self.rows)
 
 
-class PlotSink(RowsSink):
-    """Rows and one thumbnail per face (its most confident detection) for the timeline figure."""
+class Thumbnails(Sink):
+    """One picture per face: around its most confident detection, 96x96 RGB."""
 
-    def __init__(self, video: str) -> None:
-        super().__init__(video)
-        self.thumbnails: dict[int, np.ndarray] = {}
+    def __init__(self) -> None:
+        self.pictures: dict[int, np.ndarray] = {}
         self._best: dict[int, float] = {}
 
     def update(self, frame, faces) -> None:
-        super().update(frame, faces)
         rgb = None
         for f in faces or ():
             if f.det_score == f.det_score and f.det_score > self._best.get(f.face_id, -1.0) + 0.02:
                 self._best[f.face_id] = f.det_score
                 rgb = frame.rgb() if rgb is None else rgb  # one conversion per frame, only when needed
-                self.thumbnails[f.face_id] = _thumbnail(rgb, f)
+                self.pictures[f.face_id] = thumbnail(rgb, f)
 
 
-def _thumbnail(rgb: np.ndarray, f) -> np.ndarray | None:
+class PlotSink(RowsSink):
+    """Rows and one thumbnail per face for the timeline figure."""
+
+    def __init__(self, video: str) -> None:
+        super().__init__(video)
+        self._thumbs = Thumbnails()
+        self.thumbnails = self._thumbs.pictures
+
+    def update(self, frame, faces) -> None:
+        super().update(frame, faces)
+        self._thumbs.update(frame, faces)
+
+
+def thumbnail(rgb: np.ndarray, f) -> np.ndarray | None:
     side = 1.4 * max(f.w, f.h)
     cx, cy = f.x + f.w / 2, f.y + f.h / 2
     h, w = rgb.shape[:2]
@@ -130,8 +141,17 @@ def _thumbnail(rgb: np.ndarray, f) -> np.ndarray | None:
 
 
 def open_sinks(outputs: Outputs, parts: PartFiles, stack: ExitStack, info: VideoInfo, video_name: str,
-               times: StageTimes, threads: int = 0) -> list:
+               times: StageTimes, threads: int = 0, step: float = 0.0) -> list:
+    """The sinks the outputs need; ``step``: seconds between analysed frames."""
     sinks: list = []
+    if outputs.vtt or outputs.srt or outputs.eaf:
+        from fervid.outputs.segments import SegmentSink
+
+        sinks.append(SegmentSink(step))
+    if outputs.html:
+        from fervid.outputs.report import ReportSink
+
+        sinks.append(ReportSink(info.duration, step))
     if outputs.timeline:
         sinks.append(TimelineSink(stack.enter_context(parts.open_text(outputs.timeline)), video_name, times))
     if outputs.plot:
