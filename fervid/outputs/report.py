@@ -343,6 +343,7 @@ video.addEventListener("loadedmetadata", drawLanes);
 window.addEventListener("resize", drawLanes);
 document.getElementById("sort").onchange = buildLanes;
 buildLanes(); buildTable();
+performance.mark("fervid-drawn");
 </script>
 </body></html>
 """
