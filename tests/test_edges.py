@@ -386,3 +386,22 @@ def test_any_file_name_plans_outputs_beside_it_with_short_hidden_parts(tmp_path,
         assert p.parent == tmp_path / "out" and p.name.startswith(name)
         part = part_path(p, 4194304)
         assert part.parent == p.parent and len(os.fsencode(part.name)) <= NAME_MAX and part.name.startswith(".")
+
+
+def test_timestamps_that_jump_back_before_the_start_never_give_negative_times(tmp_path):
+    """Two MPEG-TS recordings joined, the second's clock behind the first's: its frames would
+    come out 10 s before the file's start."""
+    from conftest import ffmpeg
+
+    parts = []
+    for k, offset in enumerate(("10", "0")):
+        part = tmp_path / f"p{k}.ts"
+        ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=1", "-c:v", "libx264",
+               "-preset", "ultrafast", "-output_ts_offset", offset, str(part))
+        parts.append(part.read_bytes())
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(b"".join(parts))
+    from fervid.video.decode import open_video
+
+    times = [f.time_s for f in open_video(joined)[1]]
+    assert len(times) == 50 and min(times) == 0.0
