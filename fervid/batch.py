@@ -182,14 +182,12 @@ def worker_cap(n_jobs: int) -> int:
     return max(1, min(n_jobs, cores, by_memory))
 
 
-def run_batch(jobs: list[Job], settings: Settings, n_jobs: int = 1,
-              overwrite: bool = False, progress: bool = True, verbose: bool = False,
-              on_event: Callable[[str], None] = print, models: Models | None = None) -> BatchReport:
-    """Each process loads the networks once for all its files: ``models`` here (or loaded here if
-    not given), its own in each worker process."""
-    report = BatchReport()
+def triage(jobs: list[Job], overwrite: bool, report: BatchReport, on_event: Callable[[str], None]) -> list[Job]:
+    """The jobs to run, decided before any work from the outputs asked for in this run: the
+    others are skipped (done by an earlier run) or failed (their outputs would replace a file
+    fervid did not write, or the input)."""
     todo = []
-    for job in jobs:  # decided before any work, from the outputs asked for in this run
+    for job in jobs:
         try:
             job.outputs.check_input(job.input)
             if not overwrite and job.outputs.complete():
@@ -202,32 +200,51 @@ def run_batch(jobs: list[Job], settings: Settings, n_jobs: int = 1,
         except OutputError as err:
             report.failed.append((job.input, str(err)))
             on_event(f"fervid: failed: {err}")
+    return todo
+
+
+def settle_one(report: BatchReport, job: Job, fn: Callable[[], FileResult | None], progress: bool,
+               verbose: bool, on_event: Callable[[str], None]) -> FileResult | None:
+    """Run ``fn`` (one file's work, or fetching its result) and file the outcome: one bad file
+    must not end the batch."""
+    try:
+        res = fn()
+        if res is None:
+            return None
+        report.done.append(res)
+        if progress:
+            for path in res.written:
+                on_event(f"fervid: wrote {path}")
+        if res.warning:
+            report.warnings.append(res.warning)
+            on_event(f"fervid: warning: {res.warning}")
+        return res
+    except FervidError as err:
+        report.failed.append((job.input, str(err)))
+        on_event(f"fervid: failed: {err}")
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as err:  # noqa: BLE001 - one bad file must not end the batch
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        report.failed.append((job.input, f"{type(err).__name__}: {err}"))
+        on_event(f"fervid: failed: {job.input}: unexpected {type(err).__name__}: {err}")
+    return None
+
+
+def run_batch(jobs: list[Job], settings: Settings, n_jobs: int = 1,
+              overwrite: bool = False, progress: bool = True, verbose: bool = False,
+              on_event: Callable[[str], None] = print, models: Models | None = None) -> BatchReport:
+    """Each process loads the networks once for all its files: ``models`` here (or loaded here if
+    not given), its own in each worker process."""
+    report = BatchReport()
+    todo = triage(jobs, overwrite, report, on_event)
     bar = tqdm(total=len(todo), unit="file", desc="videos", disable=not progress or len(todo) < 2, position=1)
 
     def settle(job: Job, fn: Callable[[], FileResult | None]) -> None:
-        try:
-            res = fn()
-            if res is None:
-                return
-            report.done.append(res)
-            if progress:
-                for path in res.written:
-                    on_event(f"fervid: wrote {path}")
-            if res.warning:
-                report.warnings.append(res.warning)
-                on_event(f"fervid: warning: {res.warning}")
-        except FervidError as err:
-            report.failed.append((job.input, str(err)))
-            on_event(f"fervid: failed: {err}")
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except Exception as err:  # noqa: BLE001 - one bad file must not end the batch
-            if verbose:
-                import traceback
-
-                traceback.print_exc()
-            report.failed.append((job.input, f"{type(err).__name__}: {err}"))
-            on_event(f"fervid: failed: {job.input}: unexpected {type(err).__name__}: {err}")
+        settle_one(report, job, fn, progress, verbose, on_event)
         bar.update(1)
 
     if n_jobs <= 1 or len(todo) <= 1:

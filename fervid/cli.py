@@ -251,6 +251,12 @@ def _common(f):
         click.option("-r", "--recursive", is_flag=True, help="Look for videos in sub-directories too."),
         click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
                      help="Videos processed in parallel."),
+        click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
+                     help="Spread the videos over a Ray cluster (pip install 'fervid[ray]'): the one at ADDRESS, "
+                          "or the one RAY_ADDRESS or 'ray start' names, else a local one. Paths must be reachable "
+                          "from every node. Writes OUT/timeline.parquet/ and OUT/summary.parquet too."),
+        click.option("--parquet", is_flag=True, help="Also gather the run's timelines into OUT/timeline.parquet/ "
+                     "(partitioned by video) and OUT/summary.parquet (needs the CSVs; pip install 'fervid[parquet]')."),
         click.option("--overwrite", is_flag=True, help="Redo videos whose outputs already exist."),
         click.option("-q", "--quiet", is_flag=True, help="No progress bars."),
         click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors."),
@@ -270,7 +276,7 @@ def _settings(options: dict):
     return Settings.from_options(**values)
 
 
-def _run(jobs, settings, n_jobs, overwrite, quiet, verbose, print_tables=False, after=None):
+def _run(jobs, settings, n_jobs, overwrite, quiet, verbose, print_tables=False, after=None, ray_address=None):
     from fervid.batch import worker_cap
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
@@ -298,7 +304,14 @@ def _run(jobs, settings, n_jobs, overwrite, quiet, verbose, print_tables=False, 
             Classifier(settings.model, settings.device, 1, settings.tta)
         if not jobs:
             raise click.UsageError("no video found in the given inputs")
-        report = run_batch(jobs, settings, n_jobs, overwrite, progress=not quiet, verbose=verbose, on_event=_say)
+        if ray_address is not None:
+            from fervid.cluster import run_on_ray
+
+            report = run_on_ray(jobs, settings, ray_address or None, overwrite, progress=not quiet, verbose=verbose,
+                                on_event=_say)
+        else:
+            report = run_batch(jobs, settings, n_jobs, overwrite, progress=not quiet, verbose=verbose,
+                               on_event=_say)
     except KeyboardInterrupt as err:
         _say("fervid: interrupted; finished outputs are kept, partial ones removed")
         sys.exit(128 + err.signum if isinstance(err, _Terminated) else EXIT_INTERRUPTED)
@@ -387,13 +400,30 @@ def _places(values: dict, one: bool) -> dict:
     return places
 
 
-def _write_index(job_list, folder) -> None:
+def _finish(job_list, folder, parquet: bool, quiet: bool) -> None:
+    """What a run writes for all its videos together: the pages' index, the Parquet dataset."""
     from fervid.batch import write_index
 
+    written = []
     if any(job.outputs.html for job in job_list) and len(job_list) > 1:
-        path = write_index(job_list, folder)
-        if path:
+        written.append(write_index(job_list, folder))
+    if parquet:
+        from fervid.outputs.parquet import write_dataset
+
+        pairs = [(job.outputs.timeline, job.outputs.summary) for job in job_list
+                 if job.outputs.timeline is not None and job.outputs.timeline.is_file()]
+        files = write_dataset(pairs, folder)
+        written += sorted({p if p.name == "summary.parquet" else folder / "timeline.parquet" for p in files})
+    for path in written:
+        if path and not quiet:
             _say(f"fervid: wrote {path}")
+
+
+def _parquet_wanted(options: dict, with_csv: bool) -> tuple[bool, str | None]:
+    ray_address, parquet = options.pop("ray_address"), options.pop("parquet")
+    if parquet and not with_csv:
+        raise click.UsageError("--parquet gathers the timeline CSVs: add --csv")
+    return parquet or (ray_address is not None and with_csv), ray_address
 
 
 def _is_single_file(inputs) -> bool:
@@ -426,10 +456,11 @@ def annotate(inputs, output, with_csv, preset, crf, recursive, jobs, overwrite, 
     one = _is_single_file(inputs)
     out, single = _output("-o", output, OUTPUT_SUFFIXES, "an annotated video", one)
     places = _places(options, one)
+    parquet, ray_address = _parquet_wanted(options, with_csv)
     job_list = _plan(expand_inputs(inputs, recursive, exclude=None if single else out), out, single, video=True,
                      timeline=with_csv, encoding=Encoding(crf, preset), places=places)
-    _run(job_list, _settings(options), jobs, overwrite, quiet, verbose,
-         after=lambda: _write_index(job_list, out if not single else out.parent))
+    _run(job_list, _settings(options), jobs, overwrite, quiet, verbose, ray_address=ray_address,
+         after=lambda: _finish(job_list, out if not single else out.parent, parquet, quiet))
 
 
 @main.command(short_help="Per-face emotion timelines: CSV, summary, JSON, plots.")
@@ -467,12 +498,13 @@ def timeline(inputs, csv_path, plot_path, recursive, jobs, overwrite, quiet, ver
     else:
         out, single = Path("."), False
     found = expand_inputs(inputs, recursive, exclude=None if single else out)
+    parquet, ray_address = _parquet_wanted(options, csv_path is not None)
     settings = _settings(options)
     if csv_path is None and plot_path is None and not places:
         from fervid.batch import Job
 
         job_list = [Job(src, Outputs()) for src, _ in found]
-        return _run(job_list, settings, jobs, True, quiet, verbose, print_tables=True)
+        return _run(job_list, settings, jobs, True, quiet, verbose, print_tables=True, ray_address=ray_address)
     if plot_path is not None:
         try:
             import matplotlib  # noqa: F401
@@ -484,8 +516,8 @@ def timeline(inputs, csv_path, plot_path, recursive, jobs, overwrite, quiet, ver
         plot_out, _ = _output("--plot", plot_path, (".png",), "the plot", single)
     job_list = _plan(found, out, single, timeline=csv_path is not None, plot=plot_path is not None,
                      plot_out=plot_out, places=places)
-    _run(job_list, settings, jobs, overwrite, quiet, verbose,
-         after=lambda: _write_index(job_list, out if not single else out.parent))
+    _run(job_list, settings, jobs, overwrite, quiet, verbose, ray_address=ray_address,
+         after=lambda: _finish(job_list, out if not single else out.parent, parquet, quiet))
 
 
 @main.command(short_help="Pages for timelines made earlier (NAME.csv -> NAME.html).")
