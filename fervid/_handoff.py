@@ -36,6 +36,17 @@ class BytesQueue:
             self._cond.notify_all()
             return True
 
+    def offer(self, item, nbytes: int) -> bool:
+        """Put ``item`` only if it fits now (a live source drops what analysis has no time for)."""
+        nbytes = max(nbytes, self.min_item_bytes) if nbytes else 0
+        with self._cond:
+            if self._items and self._bytes + nbytes > self.max_bytes:
+                return False
+            self._items.append((item, nbytes))
+            self._bytes += nbytes
+            self._cond.notify_all()
+            return True
+
     def get(self):
         with self._cond:
             while not self._items:

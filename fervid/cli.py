@@ -339,6 +339,65 @@ def _run(jobs, settings, n_jobs, overwrite, quiet, verbose, print_tables=False, 
     sys.exit(EXIT_SOME_FAILED if report.failed else EXIT_OK)
 
 
+def _positive(value, option: str):
+    import math
+
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise click.BadParameter(f"{value} is not a positive number of seconds", param_hint=option)
+    return value
+
+
+def _run_live(inputs, csv_path, jsonl_path, fmt, duration, quiet, verbose, options) -> None:
+    """One live source read as it plays into a timeline CSV (rows as they come), its summary and
+    sidecar at the end, and JSON lines; Ctrl-C or SIGTERM ends it with every output complete."""
+    from pathlib import Path
+
+    from fervid.outputs.files import Outputs
+    from fervid.video.live import is_live
+
+    if len(inputs) != 1 or not is_live(inputs[0], fmt):
+        raise click.UsageError("a live source (a URL, a device, or - for standard input) is read alone, and "
+                               "--duration, --jsonl and --format are for live sources only")
+    if csv_path is None and jsonl_path is None:
+        raise click.UsageError("a live source needs --csv FILE.csv or --jsonl PATH (or both)")
+    unused = [k for k in ("html", "vtt", "srt", "eaf") if options.get(f"{k}_path")]
+    if unused or options.get("ray_address") is not None or options.get("parquet"):
+        raise click.UsageError("a live source writes the timeline CSV, its summary and sidecar, and JSON lines only")
+    for key in ("html_path", "vtt_path", "srt_path", "eaf_path", "ray_address", "parquet"):
+        options.pop(key, None)
+    outputs = Outputs()
+    if csv_path is not None:
+        csv_file, is_file = _output("--csv", csv_path, (".csv",), "the timeline", True)
+        if not is_file:
+            raise click.UsageError("--csv: a live source's timeline needs a file name (NAME.csv)")
+        outputs = Outputs(timeline=csv_file, summary=csv_file.with_name(csv_file.stem + ".summary.csv"),
+                          sidecar=csv_file.with_suffix(".json"))
+        for p in outputs.paths():
+            p.parent.mkdir(parents=True, exist_ok=True)
+    settings = _settings(options)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+    from fervid.runner import process_live
+
+    jsonl = None
+    try:
+        jsonl = sys.stdout if jsonl_path == "-" else (open(jsonl_path, "w", encoding="utf-8") if jsonl_path else None)
+        res = process_live(inputs[0], outputs, settings, jsonl=jsonl, fmt=fmt, duration=duration,
+                           progress=not quiet and jsonl_path != "-")
+    except FervidError as err:
+        _fail(err, verbose)
+        sys.exit(EXIT_SOME_FAILED)
+    finally:
+        if jsonl is not None and jsonl is not sys.stdout:
+            jsonl.close()
+    if not quiet:
+        for path in [*res.written, *([Path(jsonl_path)] if jsonl_path not in (None, "-") else [])]:
+            _say(f"fervid: wrote {path}")
+        _say(f"fervid: {res.ended}: {_count(res.received, 'frame')} received, {res.frames} analysed, "
+             f"{res.dropped} dropped; {_count(res.faces, 'face')}")
+    sys.exit(EXIT_OK)
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
@@ -471,7 +530,14 @@ def annotate(inputs, output, with_csv, preset, crf, recursive, jobs, overwrite, 
 @click.option("--plot", "plot_path", is_flag=False, flag_value=".", default=None, type=click.Path(),
               help="Also draw a PNG per video, one panel per face (needs matplotlib): beside the CSV, or at PATH.")
 @_products
-def timeline(inputs, csv_path, plot_path, recursive, jobs, overwrite, quiet, verbose, **options):
+@click.option("--duration", type=float, default=None, callback=lambda c, p, v: _positive(v, "--duration"),
+              help="Live sources: stop after this many seconds (else at the stream's end or Ctrl-C).")
+@click.option("--jsonl", "jsonl_path", type=click.Path(), default=None,
+              help="Live sources: also write each row as a JSON line to PATH ('-': standard output).")
+@click.option("--format", "input_format", default=None, metavar="FORMAT",
+              help="Live sources: FFmpeg's input format, for a capture device (v4l2, avfoundation, dshow).")
+def timeline(inputs, csv_path, plot_path, recursive, jobs, overwrite, quiet, verbose, duration, jsonl_path,
+             input_format, **options):
     """Per-face emotion timeline: one CSV row per face per analysed frame, plus a per-face summary.
 
     \b
@@ -488,7 +554,10 @@ def timeline(inputs, csv_path, plot_path, recursive, jobs, overwrite, quiet, ver
 
     from fervid.batch import expand_inputs
     from fervid.outputs.files import Outputs
+    from fervid.video.live import is_live
 
+    if any(is_live(i, input_format) for i in inputs) or duration is not None or jsonl_path is not None:
+        return _run_live(inputs, csv_path, jsonl_path, input_format, duration, quiet, verbose, options)
     one = _is_single_file(inputs)
     places = _places(options, one)
     if csv_path is not None:

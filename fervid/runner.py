@@ -227,3 +227,78 @@ def _provenance(src, info, settings, analyzer, result, every, outputs, written: 
         "outputs": written,
         "video_encoding": outputs.encoding.as_dict() if outputs.video else None,
     }
+
+
+@dataclass
+class LiveResult(FileResult):
+    received: int = 0
+    dropped: int = 0
+    ended: str = ""  # "the stream ended", "--duration", "interrupted"
+
+
+def process_live(source: str, outputs: Outputs, settings: Settings, jsonl=None, fmt: str | None = None,
+                 duration: float | None = None, progress: bool = True) -> LiveResult:
+    """Read a live source until it ends, ``duration`` seconds pass, or Ctrl-C (then the outputs
+    are completed, not removed). Rows go straight to their final files as they are made, so that
+    they can be followed; the summary and the sidecar are written at the end."""
+    from fervid.outputs.sinks import LiveRowsSink
+    from fervid.video.live import LiveDecoder
+
+    started = time.time()
+    decoder = LiveDecoder(source, fmt)
+    info = decoder.info
+    result = LiveResult(source)
+    try:
+        analyzer = Analyzer(settings)
+    except BaseException:
+        decoder.close()
+        raise
+    analyzer.reader.batch = 1  # read each stretch's faces as it comes: latency before throughput
+    fps = float(info.fps) or 25.0
+    name = Path(source).name if source not in ("-",) and "://" not in source else source
+    summary = SummarySink(name, 1 / fps, 1 / fps)
+    csv_fh = open(outputs.timeline, "w", encoding="utf-8", newline="") if outputs.timeline else None
+    rows = LiveRowsSink(name, csv_fh, jsonl)
+    frames = analyzer.run(decoder, fps, keep_pixels=False)
+    result.ended = "the stream ended"
+    bar = tqdm(unit="frame", desc=name[:30], disable=not progress, leave=False, dynamic_ncols=True)
+    try:
+        for frame, faces in frames:
+            if faces is not None:
+                result.frames += 1
+                result.rows += len(faces)
+            summary.update(frame, faces)
+            rows.update(frame, faces)
+            bar.update(1)
+            if duration is not None and time.time() - started >= duration:
+                result.ended = "--duration"
+                break
+    except KeyboardInterrupt:
+        result.ended = "interrupted"
+    finally:
+        frames.close()
+        decoder.close()
+        analyzer.close()
+        bar.close()
+        if csv_fh is not None:
+            csv_fh.close()
+    result.received, result.dropped = decoder.received, decoder.dropped
+    summary.close()
+    result.summary = summary.rows()
+    result.faces = len(result.summary)
+    result.seconds = time.time() - started
+    if outputs.summary:
+        with open(outputs.summary, "w", encoding="utf-8", newline="") as fh:
+            write_summary(fh, result.summary)
+    if outputs.sidecar:
+        record = _provenance(Path(name), info, settings, analyzer, result, 1, outputs,
+                             {k: str(p) for k, p in outputs.named().items()})
+        record["input"]["live"] = True
+        record.update({"frames_received": result.received, "frames_analysed": result.frames,
+                       "frames_dropped": result.dropped, "ended": result.ended,
+                       "complete": decoder.report.returncode == 0, "warning": None})
+        record["input"]["path"] = source
+        with open(outputs.sidecar, "w", encoding="utf-8") as fh:
+            write_sidecar(fh, record)
+    result.written = [p for p in outputs.paths()]
+    return result

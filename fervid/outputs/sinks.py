@@ -159,3 +159,52 @@ def open_sinks(outputs: Outputs, parts: PartFiles, stack: ExitStack, info: Video
     if outputs.video:
         sinks.append(VideoSink(parts[outputs.video], info, times, threads, outputs.encoding))
     return sinks
+
+
+class LiveRowsSink(Sink):
+    """A live source's rows, written as they are made to the timeline CSV (with ``wall_time``)
+    and as JSON lines, flushed with every frame's rows so that ``tail -f`` shows them. Rows go out
+    whole, one write a frame: a kill leaves no torn last line."""
+
+    def __init__(self, video: str, csv_fh=None, jsonl_fh=None):
+        import csv
+        import io
+
+        from fervid.outputs.rows import TIMELINE_COLUMNS
+
+        self.video, self.csv_fh, self.jsonl_fh = video, csv_fh, jsonl_fh
+        self.columns = (*TIMELINE_COLUMNS, "wall_time")
+        self._buf = io.StringIO()
+        self._csv = csv.writer(self._buf, lineterminator="\n")
+        if csv_fh is not None:
+            self._out(csv_fh, [self._text(self.columns)])
+
+    def _text(self, values) -> str:
+        self._buf.seek(0)
+        self._buf.truncate()
+        self._csv.writerow(values)
+        return self._buf.getvalue()
+
+    @staticmethod
+    def _out(fh, lines: list[str]) -> None:
+        if lines:
+            fh.write("".join(lines))
+            fh.flush()
+
+    def update(self, frame, faces) -> None:
+        import datetime
+        import json
+        import math
+
+        from fervid.outputs.rows import csv_fields, timeline_row
+
+        if not faces:
+            return
+        wall = datetime.datetime.fromtimestamp(frame.wall or 0, datetime.timezone.utc).isoformat(timespec="milliseconds")
+        rows = [timeline_row(self.video, f) for f in faces]
+        if self.csv_fh is not None:
+            self._out(self.csv_fh, [self._text([*csv_fields(row), wall]) for row in rows])
+        if self.jsonl_fh is not None:
+            self._out(self.jsonl_fh, [json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v
+                                                  for k, v in zip(self.columns, (*row, wall))}, allow_nan=False) + "\n"
+                                      for row in rows])

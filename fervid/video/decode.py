@@ -52,6 +52,7 @@ class Frame:
     image: np.ndarray
     width: int = 0
     height: int = 0
+    wall: float | None = None  # a live source's frames: when it arrived (seconds since the epoch)
 
     def gray(self) -> np.ndarray:
         if self.image.ndim == 2 and self.image.shape[0] != self.height:  # I420: the Y plane is the grey picture

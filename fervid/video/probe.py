@@ -132,7 +132,8 @@ def _cause(err: Exception, head: bytes) -> str:
     return str(err)
 
 
-def _describe(container, path: str) -> VideoInfo:
+def _describe(container, path: str, first_frame: bool = True) -> VideoInfo:
+    """``first_frame``: decode it for the rotation (a live stream's frames are not read twice)."""
     import av
 
     videos = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
@@ -158,7 +159,7 @@ def _describe(container, path: str) -> VideoInfo:
         colour = tuple(next((n for n, i in table.items() if i == value), "")
                        for table, value in ((MATRICES, ctx.colorspace), (PRIMARIES, ctx.color_primaries),
                                             (TRANSFERS, ctx.color_trc)))
-    rotation = _rotation(container, stream)
+    rotation = _rotation(container, stream) if first_frame else 0
     sw, sh = _square(cw, ch, sar)
     w, h = (sh, sw) if rotation in (90, 270) else (sw, sh)
     audios = tuple(a.codec_context.codec.canonical_name for a in container.streams.audio if a.codec_context.codec)

@@ -1,0 +1,142 @@
+"""Live sources read as they play: real streams published by FFmpeg at their own pace (-re) on
+loopback, over a pipe, TCP and HTTP."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import ffmpeg_exe, make_face_video
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return make_face_video(tmp_path_factory.mktemp("live") / "talk.mp4", seconds=6, rate=25, size=240)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def publish(clip: Path, target: str, *extra: str, seconds: float | None = None, **kwargs) -> subprocess.Popen:
+    cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", "-re", "-i", str(clip), *(["-t", str(seconds)] if seconds else []),
+           "-c:v", "copy", "-an", "-f", "mpegts", *extra, target]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE if target == "-" else subprocess.DEVNULL, **kwargs)
+
+
+def fervid(*args, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "fervid", "timeline", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_a_pipe_is_read_as_it_plays_and_rows_come_while_it_plays(tmp_path, clip):
+    pub = publish(clip, "-")
+    csv = tmp_path / "l.csv"
+    run = fervid("-", "--csv", csv, "--jsonl", tmp_path / "l.jsonl", "-q", stdin=pub.stdout)
+    pub.stdout.close()
+    time.sleep(3.5)  # halfway through the 6-second stream
+    assert run.poll() is None and lines(csv) > 20  # rows while it plays
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 0, err
+    rows = pd.read_csv(csv)
+    assert len(rows) > 100 and rows.wall_time.notna().all() and rows.time_s.is_monotonic_increasing
+    records = [json.loads(line) for line in (tmp_path / "l.jsonl").read_text().splitlines()]
+    assert len(records) == len(rows) and records[0]["wall_time"].endswith("+00:00")
+    side = json.loads((tmp_path / "l.json").read_text())
+    assert side["frames_received"] >= side["frames_analysed"] > 100 and side["ended"] == "the stream ended"
+    assert side["frames_received"] == side["frames_analysed"] + side["frames_dropped"]
+    assert (tmp_path / "l.summary.csv").is_file()
+
+
+def test_readings_match_a_file_run(tmp_path, clip):
+    pub = publish(clip, "-")
+    live = fervid("-", "--csv", tmp_path / "live.csv", "-q", stdin=pub.stdout)
+    pub.stdout.close()
+    assert live.wait(timeout=60) == 0
+    ran = subprocess.run([sys.executable, "-m", "fervid", "timeline", str(clip), "--csv", str(tmp_path / "file.csv"),
+                          "-q"])
+    assert ran.returncode == 0
+    a, b = pd.read_csv(tmp_path / "live.csv"), pd.read_csv(tmp_path / "file.csv")
+    both = a.merge(b, on=["frame", "face_id"], suffixes=("_live", "_file"))
+    assert len(both) > 0.8 * len(b)
+    assert (both.emotion_live == both.emotion_file).mean() > 0.9
+
+
+@pytest.mark.parametrize("protocol", ["tcp", "http"])
+def test_network_streams(tmp_path, clip, protocol):
+    port = free_port()
+    if protocol == "tcp":
+        pub = publish(clip, f"tcp://127.0.0.1:{port}?listen=1")
+    else:
+        pub = publish(clip, f"http://127.0.0.1:{port}", "-listen", "1")
+    time.sleep(0.5)
+    csv = tmp_path / "n.csv"
+    run = fervid(f"{protocol}://127.0.0.1:{port}", "--csv", csv, "-q")
+    _, err = run.communicate(timeout=60)
+    pub.wait(timeout=30)
+    assert run.returncode == 0, err
+    assert len(pd.read_csv(csv)) > 100
+
+
+@pytest.mark.parametrize("how", ["duration", "ctrl-c"])
+def test_duration_and_ctrl_c_end_with_complete_outputs(tmp_path, clip, how):
+    pub = publish(clip, "-")
+    csv = tmp_path / "l.csv"
+    args = ["-", "--csv", csv, "-q"] + (["--duration", "2"] if how == "duration" else [])
+    run = fervid(*args, stdin=pub.stdout)
+    pub.stdout.close()
+    t0 = time.time()
+    if how == "ctrl-c":
+        time.sleep(2.5)
+        run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=60)
+    pub.kill()
+    assert run.returncode == 0, err
+    assert time.time() - t0 < 5
+    side = json.loads((tmp_path / "l.json").read_text())
+    assert side["ended"] == ("--duration" if how == "duration" else "interrupted")
+    rows = pd.read_csv(csv)
+    assert 10 < len(rows) < 150 and (tmp_path / "l.summary.csv").is_file()
+
+
+def test_kill_9_leaves_every_row_written_whole(tmp_path, clip):
+    pub = publish(clip, "-")
+    csv = tmp_path / "l.csv"
+    run = fervid("-", "--csv", csv, "--jsonl", tmp_path / "l.jsonl", "-q", stdin=pub.stdout)
+    pub.stdout.close()
+    time.sleep(3)
+    run.kill()
+    run.wait()
+    pub.kill()
+    text = csv.read_text()
+    assert text.endswith("\n")
+    rows = pd.read_csv(csv)
+    assert len(rows) > 20 and rows.emotion.notna().all()
+    for line in (tmp_path / "l.jsonl").read_text().splitlines():
+        json.loads(line)
+
+
+def test_a_source_that_cannot_be_opened_fails_plainly(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "fervid", "timeline", f"tcp://127.0.0.1:{free_port()}", "--csv",
+                          str(tmp_path / "x.csv")], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1 and "cannot open the live source" in run.stderr
+
+
+def test_live_options_are_for_live_sources(tmp_path, clip):
+    run = subprocess.run([sys.executable, "-m", "fervid", "timeline", str(clip), "--jsonl", str(tmp_path / "x.jsonl")],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "live" in run.stderr
