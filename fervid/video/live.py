@@ -1,6 +1,7 @@
 """Live sources: a stream URL, a capture device, or a stream on standard input, read as it plays.
 
-Real time is kept: frames arrive in a thread and wait in a short queue (a fraction of a second);
+Real time is kept: frames arrive in a thread and wait in a short queue (up to a second, which
+absorbs the burst of frames that arrive while the networks load);
 when analysis falls behind, new frames are left unanalysed (counted as dropped) instead of
 queueing without bound, so memory stays flat and rows stay close to the picture. Each frame
 carries the wall-clock time it arrived; its stream time counts from the first frame.
@@ -30,7 +31,7 @@ class LiveDecoder(Decoder):
     """Opens the source at once (so that a bad address fails before any output is made) and
     decodes in a thread; ``received``, ``dropped`` count frames."""
 
-    def __init__(self, source: str, fmt: str | None = None, open_timeout: float = 10.0, queue_s: float = 0.3):
+    def __init__(self, source: str, fmt: str | None = None, open_timeout: float = 10.0, queue_s: float = 1.0):
         import av
 
         from fervid.video.probe import _describe
