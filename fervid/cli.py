@@ -347,18 +347,44 @@ def _positive(value, option: str):
     return value
 
 
-def _run_live(inputs, csv_path, jsonl_path, fmt, duration, quiet, verbose, options) -> None:
-    """One live source read as it plays into a timeline CSV (rows as they come), its summary and
-    sidecar at the end, and JSON lines; Ctrl-C or SIGTERM ends it with every output complete."""
+def _live_options(f):
+    """Options for live sources, shared by annotate and timeline."""
+    opts = [
+        click.option("--duration", type=float, default=None, callback=lambda c, p, v: _positive(v, "--duration"),
+                     help="Live sources: stop after this many seconds (else at the stream's end or Ctrl-C)."),
+        click.option("--jsonl", "jsonl_path", type=click.Path(), default=None,
+                     help="Live sources: also write each row as a JSON line to PATH ('-': standard output)."),
+        click.option("--format", "input_format", default=None, metavar="FORMAT",
+                     help="Live sources: FFmpeg's input format, for a capture device (v4l2, avfoundation, dshow)."),
+        click.option("--reconnect", type=click.IntRange(0, 1000), default=0, show_default=True,
+                     help="Live sources: reopen a stream that drops, up to N tries in a row (with back-off)."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _live_asked(inputs, options) -> bool:
+    from fervid.video.live import is_live
+
+    return (any(is_live(i, options["input_format"]) for i in inputs) or options["duration"] is not None
+            or options["jsonl_path"] is not None or options["reconnect"] > 0)
+
+
+def _run_live(inputs, csv_path, video_path, quiet, verbose, options) -> None:
+    """One live source read as it plays into a timeline CSV (rows as they come), a recording, JSON
+    lines, and the summary and sidecar at the end; Ctrl-C or SIGTERM ends it with every output complete."""
     from pathlib import Path
 
     from fervid.outputs.files import Outputs
     from fervid.video.live import is_live
 
+    fmt, duration, jsonl_path = options.pop("input_format"), options.pop("duration"), options.pop("jsonl_path")
+    reconnect = options.pop("reconnect")
     if len(inputs) != 1 or not is_live(inputs[0], fmt):
         raise click.UsageError("a live source (a URL, a device, or - for standard input) is read alone, and "
-                               "--duration, --jsonl and --format are for live sources only")
-    if csv_path is None and jsonl_path is None:
+                               "--duration, --jsonl, --format and --reconnect are for live sources only")
+    if csv_path is None and jsonl_path is None and video_path is None:
         raise click.UsageError("a live source needs --csv FILE.csv or --jsonl PATH (or both)")
     unused = [k for k in ("html", "vtt", "srt", "eaf") if options.get(f"{k}_path")]
     if unused or options.get("ray_address") is not None or options.get("parquet"):
@@ -366,14 +392,21 @@ def _run_live(inputs, csv_path, jsonl_path, fmt, duration, quiet, verbose, optio
     for key in ("html_path", "vtt_path", "srt_path", "eaf_path", "ray_address", "parquet"):
         options.pop(key, None)
     outputs = Outputs()
-    if csv_path is not None:
+    if video_path is not None:  # annotate: the recording names the rest
+        outputs = Outputs(video=video_path, timeline=video_path.with_suffix(".csv") if csv_path else None,
+                          summary=video_path.with_name(video_path.stem + ".summary.csv") if csv_path else None,
+                          sidecar=video_path.with_suffix(".json"), encoding=options.pop("encoding"))
+    elif csv_path is not None:
         csv_file, is_file = _output("--csv", csv_path, (".csv",), "the timeline", True)
         if not is_file:
             raise click.UsageError("--csv: a live source's timeline needs a file name (NAME.csv)")
         outputs = Outputs(timeline=csv_file, summary=csv_file.with_name(csv_file.stem + ".summary.csv"),
                           sidecar=csv_file.with_suffix(".json"))
-        for p in outputs.paths():
-            p.parent.mkdir(parents=True, exist_ok=True)
+    for p in outputs.paths():
+        if p.exists() and not options.get("overwrite"):
+            raise click.UsageError(f"{p} exists; a live run does not replace files without --overwrite")
+        p.parent.mkdir(parents=True, exist_ok=True)
+    options.pop("overwrite", None)
     settings = _settings(options)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _on_signal)
@@ -383,7 +416,7 @@ def _run_live(inputs, csv_path, jsonl_path, fmt, duration, quiet, verbose, optio
     try:
         jsonl = sys.stdout if jsonl_path == "-" else (open(jsonl_path, "w", encoding="utf-8") if jsonl_path else None)
         res = process_live(inputs[0], outputs, settings, jsonl=jsonl, fmt=fmt, duration=duration,
-                           progress=not quiet and jsonl_path != "-")
+                           progress=not quiet and jsonl_path != "-", reconnect=reconnect)
     except FervidError as err:
         _fail(err, verbose)
         sys.exit(EXIT_SOME_FAILED)
@@ -501,6 +534,7 @@ def _is_single_file(inputs) -> bool:
 @click.option("--crf", type=click.IntRange(0, 51), default=Encoding.crf, show_default=True,
               help="x264 quality: lower is better and bigger (+6 about halves the size).")
 @_products
+@_live_options
 def annotate(inputs, output, with_csv, preset, crf, recursive, jobs, overwrite, quiet, verbose, **options):
     """Write an annotated copy of each video (H.264, audio kept): boxes, IDs, emotions.
 
@@ -512,6 +546,14 @@ def annotate(inputs, output, with_csv, preset, crf, recursive, jobs, overwrite, 
     """
     from fervid.batch import expand_inputs
 
+    if _live_asked(inputs, options):
+        out, is_file = _output("-o", output, OUTPUT_SUFFIXES, "an annotated video", True)
+        if not is_file:
+            raise click.UsageError("-o: a live source's recording needs a file name (NAME.mkv plays as it grows)")
+        return _run_live(inputs, "." if with_csv else None, out, quiet, verbose,
+                         {**options, "encoding": Encoding(crf, preset), "overwrite": overwrite})
+    for key in ("input_format", "duration", "jsonl_path", "reconnect"):
+        options.pop(key)
     one = _is_single_file(inputs)
     out, single = _output("-o", output, OUTPUT_SUFFIXES, "an annotated video", one)
     places = _places(options, one)
@@ -530,14 +572,8 @@ def annotate(inputs, output, with_csv, preset, crf, recursive, jobs, overwrite, 
 @click.option("--plot", "plot_path", is_flag=False, flag_value=".", default=None, type=click.Path(),
               help="Also draw a PNG per video, one panel per face (needs matplotlib): beside the CSV, or at PATH.")
 @_products
-@click.option("--duration", type=float, default=None, callback=lambda c, p, v: _positive(v, "--duration"),
-              help="Live sources: stop after this many seconds (else at the stream's end or Ctrl-C).")
-@click.option("--jsonl", "jsonl_path", type=click.Path(), default=None,
-              help="Live sources: also write each row as a JSON line to PATH ('-': standard output).")
-@click.option("--format", "input_format", default=None, metavar="FORMAT",
-              help="Live sources: FFmpeg's input format, for a capture device (v4l2, avfoundation, dshow).")
-def timeline(inputs, csv_path, plot_path, recursive, jobs, overwrite, quiet, verbose, duration, jsonl_path,
-             input_format, **options):
+@_live_options
+def timeline(inputs, csv_path, plot_path, recursive, jobs, overwrite, quiet, verbose, **options):
     """Per-face emotion timeline: one CSV row per face per analysed frame, plus a per-face summary.
 
     \b
@@ -556,8 +592,8 @@ def timeline(inputs, csv_path, plot_path, recursive, jobs, overwrite, quiet, ver
     from fervid.outputs.files import Outputs
     from fervid.video.live import is_live
 
-    if any(is_live(i, input_format) for i in inputs) or duration is not None or jsonl_path is not None:
-        return _run_live(inputs, csv_path, jsonl_path, input_format, duration, quiet, verbose, options)
+    if _live_asked(inputs, options):
+        return _run_live(inputs, csv_path, None, quiet, verbose, {**options, "overwrite": overwrite})
     one = _is_single_file(inputs)
     places = _places(options, one)
     if csv_path is not None:

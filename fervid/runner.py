@@ -238,7 +238,7 @@ class LiveResult(FileResult):
 
 
 def process_live(source: str, outputs: Outputs, settings: Settings, jsonl=None, fmt: str | None = None,
-                 duration: float | None = None, progress: bool = True) -> LiveResult:
+                 duration: float | None = None, progress: bool = True, reconnect: int = 0) -> LiveResult:
     """Read a live source until it ends, ``duration`` seconds pass, or Ctrl-C (then the outputs
     are completed, not removed). Rows go straight to their final files as they are made, so that
     they can be followed; the summary and the sidecar are written at the end."""
@@ -249,7 +249,7 @@ def process_live(source: str, outputs: Outputs, settings: Settings, jsonl=None, 
     # Frames between key frames wait for the next one (their boxes are interpolated): key frames
     # stay 0.2 s apart while faces hold still, or rows would come up to 0.4 s late.
     settings = dataclasses.replace(settings, steady=1)
-    decoder = LiveDecoder(source, fmt)
+    decoder = LiveDecoder(source, fmt, reconnect=reconnect)
     info = decoder.info
     result = LiveResult(source)
     try:
@@ -262,8 +262,12 @@ def process_live(source: str, outputs: Outputs, settings: Settings, jsonl=None, 
     name = Path(source).name if source not in ("-",) and "://" not in source else source
     summary = SummarySink(name, 1 / fps, 1 / fps)
     csv_fh = open(outputs.timeline, "w", encoding="utf-8", newline="") if outputs.timeline else None
-    rows = LiveRowsSink(name, csv_fh, jsonl)
-    frames = analyzer.run(decoder, fps, keep_pixels=False)
+    sinks = [summary, LiveRowsSink(name, csv_fh, jsonl)]
+    if outputs.video:  # last: it draws on the frames
+        from fervid.outputs.sinks import VideoSink
+
+        sinks.append(VideoSink(outputs.video, info, analyzer.times, settings.threads, outputs.encoding, live=True))
+    frames = analyzer.run(decoder, fps, keep_pixels=outputs.video is not None)
     result.ended = "the stream ended"
     bar = tqdm(unit="frame", desc=name[:30], disable=not progress, leave=False, dynamic_ncols=True)
     try:
@@ -271,14 +275,18 @@ def process_live(source: str, outputs: Outputs, settings: Settings, jsonl=None, 
             if faces is not None:
                 result.frames += 1
                 result.rows += len(faces)
-            summary.update(frame, faces)
-            rows.update(frame, faces)
+            for sink in sinks:
+                sink.update(frame, faces)
             bar.update(1)
             if duration is not None and time.time() - started >= duration:
                 result.ended = "--duration"
                 break
     except KeyboardInterrupt:
         result.ended = "interrupted"
+    except BaseException:
+        for sink in sinks:
+            sink.abort()
+        raise
     finally:
         frames.close()
         decoder.close()
@@ -287,7 +295,8 @@ def process_live(source: str, outputs: Outputs, settings: Settings, jsonl=None, 
         if csv_fh is not None:
             csv_fh.close()
     result.received, result.dropped = decoder.received, decoder.dropped
-    summary.close()
+    for sink in sinks:
+        sink.close()  # the recording's encoder ends its file here
     result.summary = summary.rows()
     result.faces = len(result.summary)
     result.seconds = time.time() - started
@@ -299,7 +308,7 @@ def process_live(source: str, outputs: Outputs, settings: Settings, jsonl=None, 
                              {k: str(p) for k, p in outputs.named().items()})
         record["input"]["live"] = True
         record.update({"frames_received": result.received, "frames_analysed": result.frames,
-                       "frames_dropped": result.dropped, "ended": result.ended,
+                       "frames_dropped": result.dropped, "ended": result.ended, "gaps": decoder.gaps,
                        "complete": decoder.report.returncode == 0, "warning": None})
         record["input"]["path"] = source
         with open(outputs.sidecar, "w", encoding="utf-8") as fh:

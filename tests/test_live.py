@@ -140,3 +140,53 @@ def test_live_options_are_for_live_sources(tmp_path, clip):
     run = subprocess.run([sys.executable, "-m", "fervid", "timeline", str(clip), "--jsonl", str(tmp_path / "x.jsonl")],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and "live" in run.stderr
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])  # Matroska as it streams, MP4 fragmented
+def test_an_annotated_recording_plays_after_kill_9(tmp_path, clip, suffix):
+    pub = publish(clip, "-")
+    rec = tmp_path / f"rec{suffix}"
+    run = subprocess.Popen([sys.executable, "-m", "fervid", "annotate", "-", "-o", str(rec), "--csv", "-q"],
+                           stdin=pub.stdout, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pub.stdout.close()
+    time.sleep(4)
+    run.kill()
+    run.wait()
+    pub.kill()
+    out = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(rec), "-f", "framemd5", "-"], capture_output=True,
+                         text=True)
+    frames = [ln for ln in out.stdout.splitlines() if ln and not ln.startswith("#")]
+    assert len(frames) > 25, out.stderr  # at least the first second or so of what came
+    assert len(pd.read_csv(rec.with_suffix(".csv"))) > 20
+
+
+def test_a_stream_that_drops_is_reopened_and_faces_start_afresh(tmp_path, clip):
+    port = free_port()
+    first = publish(clip, f"tcp://127.0.0.1:{port}?listen=1", seconds=2)
+    time.sleep(0.5)
+    csv = tmp_path / "r.csv"
+    run = fervid(f"tcp://127.0.0.1:{port}", "--csv", csv, "--reconnect", "3", "-q")
+    first.wait(timeout=30)
+    second = publish(clip, f"tcp://127.0.0.1:{port}?listen=1", seconds=2)
+    second.wait(timeout=30)
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 0, err
+    side = json.loads((tmp_path / "r.json").read_text())
+    assert len(side["gaps"]) == 1 and side["gaps"][0]["seconds"] > 0
+    rows = pd.read_csv(csv)
+    gap_at = side["gaps"][0]["after_s"]
+    before, after = rows[rows.time_s <= gap_at], rows[rows.time_s > gap_at]
+    assert len(before) > 20 and len(after) > 20 and rows.time_s.is_monotonic_increasing
+    assert set(before.face_id).isdisjoint(set(after.face_id))  # new IDs after the gap, as after a cut
+
+
+def test_udp(tmp_path, clip):
+    port = free_port()
+    csv = tmp_path / "u.csv"
+    run = fervid(f"udp://127.0.0.1:{port}", "--csv", csv, "--duration", "4", "-q")
+    time.sleep(1.0)
+    pub = publish(clip, f"udp://127.0.0.1:{port}?pkt_size=1316")
+    _, err = run.communicate(timeout=60)
+    pub.kill()
+    assert run.returncode == 0, err
+    assert len(pd.read_csv(csv)) > 30

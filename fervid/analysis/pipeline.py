@@ -153,7 +153,7 @@ class Analyzer:
                 continue
             gray = frame.gray()
             with self.times.time("shot cuts"):
-                cut = self.cuts.update(gray)
+                cut = self.cuts.update(gray) or frame.cut
             if cut and prev is not None:
                 yield from self._flush(prev, pending)  # close the old shot on its own last frame
                 pending, prev = [], None

@@ -37,8 +37,8 @@ class VideoSink(Sink):
     """Draw the faces (the last analysed ones on frames in between) on the I420 frame and encode it."""
 
     def __init__(self, path: Path, info: VideoInfo, times: StageTimes, threads: int = 0,
-                 encoding: Encoding = Encoding()):
-        self.encoder = Encoder(path, info, encoding, threads=threads, pix_fmt="yuv420p")
+                 encoding: Encoding = Encoding(), live: bool = False):
+        self.encoder = Encoder(path, info, encoding, threads=threads, pix_fmt="yuv420p", live=live)
         self.times = times
         self.last: list = []
 

@@ -53,6 +53,7 @@ class Frame:
     width: int = 0
     height: int = 0
     wall: float | None = None  # a live source's frames: when it arrived (seconds since the epoch)
+    cut: bool = False  # the first frame after a live stream was reopened: faces start afresh
 
     def gray(self) -> np.ndarray:
         if self.image.ndim == 2 and self.image.shape[0] != self.height:  # I420: the Y plane is the grey picture

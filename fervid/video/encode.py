@@ -68,13 +68,13 @@ class Encoder:
     """``write(image, time_s)`` per frame, then ``close()``; raises :class:`VideoError` if encoding fails."""
 
     def __init__(self, out: str | Path, info: VideoInfo, encoding: Encoding = Encoding(), threads: int = 0,
-                 pix_fmt: str = "bgr24"):
+                 pix_fmt: str = "bgr24", live: bool = False):
         """``pix_fmt``: what ``write`` gets, BGR ``[h,w,3]`` or I420 ``[H*3/2, W]`` with W, H rounded up to even."""
         self.out, self.info, self.pix_fmt = Path(out), info, pix_fmt
         suffix = self.out.suffix.lower()
         if suffix not in _COPY_OK:
             raise VideoError(f"{out}: unsupported output container (use one of {', '.join(OUTPUT_SUFFIXES)})")
-        self.encoding, self.threads = encoding, threads
+        self.encoding, self.threads, self.live = encoding, threads, live
         self.frames = 0
         self._thread: threading.Thread | None = None
         self._failed: BaseException | None = None
@@ -86,8 +86,17 @@ class Encoder:
 
         info, suffix = self.info, self.out.suffix.lower()
         fmt = {".mkv": "matroska", ".mov": "mov"}.get(suffix, "mp4")
-        self._output = open_container(self.out, mode="w", format=fmt,
-                               container_options={"movflags": "+faststart"} if fmt != "matroska" else {})
+        # A live recording must play up to its last second even if the run is killed: Matroska
+        # as it streams, MP4 and MOV fragmented (an index written last would never be written).
+        flags = "+frag_keyframe+empty_moov+default_base_moof" if self.live else "+faststart"
+        options = {"movflags": flags} if fmt != "matroska" else {}
+        if self.live:  # to the file within a second, not when a buffer fills or the run ends
+            options["flush_packets"] = "1"
+            if fmt == "matroska":
+                options["cluster_time_limit"] = "1000"  # ms: Matroska writes a cluster when it closes
+            else:
+                options["frag_duration"] = "1000000"  # us
+        self._output = open_container(self.out, mode="w", format=fmt, container_options=options)
         video = self._output.add_stream(CODEC, options={
             "preset": self.encoding.preset, "crf": str(self.encoding.crf),
             "x264-params": "rc-lookahead=5:bframes=1:sync-lookahead=0"})
@@ -110,7 +119,7 @@ class Encoder:
         self._video = video
         self._audio: dict[int, tuple] = {}  # input stream index -> (input stream, output stream, copied)
         self._aac: list = []  # output streams encoded here, flushed at the end
-        codecs = info.audio_codecs or ((info.audio_codec,) if info.audio_codec else ())
+        codecs = () if self.live else info.audio_codecs or ((info.audio_codec,) if info.audio_codec else ())
         if codecs:
             self._source = open_container(info.path)
             ok = _COPY_OK[suffix]
