@@ -2,7 +2,7 @@
 
     python bench/live.py [--clips liveportrait_d6_faces.mp4 facenet_pytorch_video.mp4] [--seconds 20]
 
-Each clip is published by FFmpeg at 1x (-re) as MPEG-TS into `fervid timeline - --jsonl -`;
+Each clip is published by FFmpeg at 1x (-re) as MPEG-TS into `fervid timeline|annotate - --jsonl -`;
 a row's latency is the time it reaches this process minus its frame's arrival (``wall_time``).
 The table gives latency percentiles, the share of frames analysed, whole-machine CPU-seconds per
 second of stream, and fervid's peak memory.
@@ -32,11 +32,12 @@ def busy_seconds() -> float:
     return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def one(clip: Path, seconds: float) -> dict:
+def one(clip: Path, seconds: float, command: str) -> dict:
     pub = subprocess.Popen([ffmpeg(), "-nostdin", "-v", "error", "-re", "-stream_loop", "-1", "-i", str(clip),
                             "-t", str(seconds), "-c:v", "copy", "-an", "-f", "mpegts", "-"], stdout=subprocess.PIPE)
-    run = subprocess.Popen([sys.executable, "-m", "fervid", "timeline", "-", "--jsonl", "-", "--csv",
-                            "/tmp/fervid-bench-live.csv", "-q"], stdin=pub.stdout, stdout=subprocess.PIPE, text=True)
+    out = ["--csv", "/tmp/fervid-bench-live.csv"] if command == "timeline" else ["-o", "/tmp/fervid-bench-live.mkv"]
+    run = subprocess.Popen([sys.executable, "-m", "fervid", command, "-", "--jsonl", "-", *out, "-q", "--overwrite"],
+                           stdin=pub.stdout, stdout=subprocess.PIPE, text=True)
     pub.stdout.close()
     c0, latencies, peak = busy_seconds(), [], 0.0
     for line in run.stdout:
@@ -46,7 +47,7 @@ def one(clip: Path, seconds: float) -> dict:
         peak = max(peak, tree_rss_mb(run.pid))
     run.wait()
     cpu = busy_seconds() - c0
-    side = json.loads(Path("/tmp/fervid-bench-live.json").read_text())
+    side = json.loads(Path(f"/tmp/fervid-bench-live.json").read_text())
     lat = np.array(latencies) * 1000
     return {"p50": np.percentile(lat, 50), "p95": np.percentile(lat, 95), "max": lat.max(),
             "read": side["frames_analysed"] / max(side["frames_received"], 1), "cpu": cpu / seconds, "mb": peak}
@@ -57,12 +58,13 @@ def main() -> None:
     ap.add_argument("--clips", nargs="*", default=["liveportrait_d6_faces.mp4", "facenet_pytorch_video.mp4"])
     ap.add_argument("--seconds", type=float, default=20.0)
     args = ap.parse_args()
-    print("| clip | latency p50 ms | p95 ms | max ms | frames analysed | CPU-s per s | peak MB |")
-    print("|---|---|---|---|---|---|---|")
+    print("| clip | command | latency p50 ms | p95 ms | max ms | frames analysed | CPU-s per s | peak MB |")
+    print("|---|---|---|---|---|---|---|---|")
     for name in args.clips:
-        r = one(SHARED / name, args.seconds)
-        print(f"| {name} | {r['p50']:.0f} | {r['p95']:.0f} | {r['max']:.0f} | {r['read']:.1%} | {r['cpu']:.2f} | "
-              f"{r['mb']:.0f} |")
+        for command in ("timeline", "annotate"):
+            r = one(SHARED / name, args.seconds, command)
+            print(f"| {name} | {command} | {r['p50']:.0f} | {r['p95']:.0f} | {r['max']:.0f} | {r['read']:.1%} | "
+                  f"{r['cpu']:.2f} | {r['mb']:.0f} |")
 
 
 if __name__ == "__main__":

@@ -358,6 +358,8 @@ def _live_options(f):
                      help="Live sources: FFmpeg's input format, for a capture device (v4l2, avfoundation, dshow)."),
         click.option("--reconnect", type=click.IntRange(0, 1000), default=0, show_default=True,
                      help="Live sources: reopen a stream that drops, up to N tries in a row (with back-off)."),
+        click.option("--show", is_flag=True, help="Live sources: a window with the annotated picture (needs a "
+                     "display; q or closing it ends the run)."),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -368,7 +370,7 @@ def _live_asked(inputs, options) -> bool:
     from fervid.video.live import is_live
 
     return (any(is_live(i, options["input_format"]) for i in inputs) or options["duration"] is not None
-            or options["jsonl_path"] is not None or options["reconnect"] > 0)
+            or options["jsonl_path"] is not None or options["reconnect"] > 0 or options["show"])
 
 
 def _run_live(inputs, csv_path, video_path, quiet, verbose, options) -> None:
@@ -380,12 +382,14 @@ def _run_live(inputs, csv_path, video_path, quiet, verbose, options) -> None:
     from fervid.video.live import is_live
 
     fmt, duration, jsonl_path = options.pop("input_format"), options.pop("duration"), options.pop("jsonl_path")
-    reconnect = options.pop("reconnect")
+    reconnect, show = options.pop("reconnect"), options.pop("show")
     if len(inputs) != 1 or not is_live(inputs[0], fmt):
         raise click.UsageError("a live source (a URL, a device, or - for standard input) is read alone, and "
                                "--duration, --jsonl, --format and --reconnect are for live sources only")
     if csv_path is None and jsonl_path is None and video_path is None:
         raise click.UsageError("a live source needs --csv FILE.csv or --jsonl PATH (or both)")
+    if show and os.name == "posix" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise click.UsageError("--show needs a display, and there is none here (DISPLAY is not set)")
     unused = [k for k in ("html", "vtt", "srt", "eaf") if options.get(f"{k}_path")]
     if unused or options.get("ray_address") is not None or options.get("parquet"):
         raise click.UsageError("a live source writes the timeline CSV, its summary and sidecar, and JSON lines only")
@@ -416,7 +420,7 @@ def _run_live(inputs, csv_path, video_path, quiet, verbose, options) -> None:
     try:
         jsonl = sys.stdout if jsonl_path == "-" else (open(jsonl_path, "w", encoding="utf-8") if jsonl_path else None)
         res = process_live(inputs[0], outputs, settings, jsonl=jsonl, fmt=fmt, duration=duration,
-                           progress=not quiet and jsonl_path != "-", reconnect=reconnect)
+                           progress=not quiet and jsonl_path != "-", reconnect=reconnect, show=show)
     except FervidError as err:
         _fail(err, verbose)
         sys.exit(EXIT_SOME_FAILED)
@@ -552,7 +556,7 @@ def annotate(inputs, output, with_csv, preset, crf, recursive, jobs, overwrite, 
             raise click.UsageError("-o: a live source's recording needs a file name (NAME.mkv plays as it grows)")
         return _run_live(inputs, "." if with_csv else None, out, quiet, verbose,
                          {**options, "encoding": Encoding(crf, preset), "overwrite": overwrite})
-    for key in ("input_format", "duration", "jsonl_path", "reconnect"):
+    for key in ("input_format", "duration", "jsonl_path", "reconnect", "show"):
         options.pop(key)
     one = _is_single_file(inputs)
     out, single = _output("-o", output, OUTPUT_SUFFIXES, "an annotated video", one)

@@ -238,7 +238,8 @@ class LiveResult(FileResult):
 
 
 def process_live(source: str, outputs: Outputs, settings: Settings, jsonl=None, fmt: str | None = None,
-                 duration: float | None = None, progress: bool = True, reconnect: int = 0) -> LiveResult:
+                 duration: float | None = None, progress: bool = True, reconnect: int = 0,
+                 show: bool = False) -> LiveResult:
     """Read a live source until it ends, ``duration`` seconds pass, or Ctrl-C (then the outputs
     are completed, not removed). Rows go straight to their final files as they are made, so that
     they can be followed; the summary and the sidecar are written at the end."""
@@ -263,11 +264,22 @@ def process_live(source: str, outputs: Outputs, settings: Settings, jsonl=None, 
     summary = SummarySink(name, 1 / fps, 1 / fps)
     csv_fh = open(outputs.timeline, "w", encoding="utf-8", newline="") if outputs.timeline else None
     sinks = [summary, LiveRowsSink(name, csv_fh, jsonl)]
+    if show:  # before the recording, which draws on the frames themselves
+        from fervid.outputs.sinks import ShowSink
+
+        try:
+            sinks.append(ShowSink())
+        except BaseException:
+            decoder.close()
+            analyzer.close()
+            if csv_fh is not None:
+                csv_fh.close()
+            raise
     if outputs.video:  # last: it draws on the frames
         from fervid.outputs.sinks import VideoSink
 
         sinks.append(VideoSink(outputs.video, info, analyzer.times, settings.threads, outputs.encoding, live=True))
-    frames = analyzer.run(decoder, fps, keep_pixels=outputs.video is not None)
+    frames = analyzer.run(decoder, fps, keep_pixels=outputs.video is not None or show)
     result.ended = "the stream ended"
     bar = tqdm(unit="frame", desc=name[:30], disable=not progress, leave=False, dynamic_ncols=True)
     try:

@@ -190,3 +190,34 @@ def test_udp(tmp_path, clip):
     pub.kill()
     assert run.returncode == 0, err
     assert len(pd.read_csv(csv)) > 30
+
+
+def test_show_opens_a_window_where_there_is_a_display(tmp_path, clip):
+    import os
+    import shutil
+
+    if shutil.which("Xvfb") is None:
+        pytest.skip("no Xvfb (Debian: apt install xvfb)")
+    display = f":{free_port() % 1000 + 100}"
+    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1)
+        pub = publish(clip, "-", seconds=3)
+        env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb"}
+        run = fervid("-", "--csv", tmp_path / "s.csv", "--show", "-q", stdin=pub.stdout, env=env)
+        pub.stdout.close()
+        _, err = run.communicate(timeout=60)
+        assert run.returncode == 0, err
+        assert len(pd.read_csv(tmp_path / "s.csv")) > 30
+    finally:
+        xvfb.kill()
+
+
+def test_show_without_a_display_is_a_clear_error(tmp_path):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    run = subprocess.run([sys.executable, "-m", "fervid", "timeline", "-", "--csv", str(tmp_path / "x.csv"), "--show"],
+                         capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=60)
+    assert run.returncode == 2 and "needs a display" in run.stderr

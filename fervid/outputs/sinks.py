@@ -208,3 +208,45 @@ class LiveRowsSink(Sink):
             self._out(self.jsonl_fh, [json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v
                                                   for k, v in zip(self.columns, (*row, wall))}, allow_nan=False) + "\n"
                                       for row in rows])
+
+
+class ShowSink(Sink):
+    """A window with the annotated picture, as it is analysed (``--show``); closing it, or ``q``,
+    ends the run as Ctrl-C does."""
+
+    TITLE = "fervid"
+
+    def __init__(self) -> None:
+        import os
+
+        if os.name == "posix" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            from fervid.errors import OutputError
+
+            raise OutputError("--show needs a display (none here: DISPLAY is not set)")
+        try:
+            cv2.namedWindow(self.TITLE, cv2.WINDOW_NORMAL)
+        except cv2.error as err:
+            from fervid.errors import OutputError
+
+            raise OutputError(f"--show: OpenCV cannot open a window here ({str(err).strip().splitlines()[-1]})") from None
+        self.last: list = []
+        self.shown = 0
+
+    def update(self, frame, faces) -> None:
+        if faces is not None:
+            self.last = faces
+        if frame.image.size == 0:
+            return
+        image = frame.image.copy()
+        draw_faces(I420Canvas(image, frame.width, frame.height), self.last)
+        bgr = cv2.cvtColor(image, cv2.COLOR_YUV2BGR_I420)[: frame.height, : frame.width]
+        cv2.imshow(self.TITLE, bgr)
+        self.shown += 1
+        key = cv2.waitKey(1) & 0xFF
+        if key == ord("q") or cv2.getWindowProperty(self.TITLE, cv2.WND_PROP_VISIBLE) < 1:
+            raise KeyboardInterrupt
+
+    def close(self) -> None:
+        cv2.destroyAllWindows()
+
+    abort = close
