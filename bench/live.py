@@ -39,25 +39,37 @@ def one(clip: Path, seconds: float, command: str) -> dict:
     run = subprocess.Popen([sys.executable, "-m", "fervid", command, "-", "--jsonl", "-", *out, "-q", "--overwrite"],
                            stdin=pub.stdout, stdout=subprocess.PIPE, text=True)
     pub.stdout.close()
-    c0, latencies, peak = busy_seconds(), [], 0.0
+    c0, latencies, peak, t0, at_minute, last = busy_seconds(), [], 0.0, time.time(), None, 0.0
     for line in run.stdout:
         now = time.time()
         wall = datetime.datetime.fromisoformat(json.loads(line)["wall_time"]).timestamp()
         latencies.append(now - wall)
-        peak = max(peak, tree_rss_mb(run.pid))
+        last = tree_rss_mb(run.pid)
+        peak = max(peak, last)
+        if at_minute is None and now - t0 >= 60:
+            at_minute = last
     run.wait()
     cpu = busy_seconds() - c0
     side = json.loads(Path(f"/tmp/fervid-bench-live.json").read_text())
     lat = np.array(latencies) * 1000
     return {"p50": np.percentile(lat, 50), "p95": np.percentile(lat, 95), "max": lat.max(),
-            "read": side["frames_analysed"] / max(side["frames_received"], 1), "cpu": cpu / seconds, "mb": peak}
+            "read": side["frames_analysed"] / max(side["frames_received"], 1), "cpu": cpu / seconds, "mb": peak,
+            "mb_minute": at_minute, "mb_end": last}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clips", nargs="*", default=["liveportrait_d6_faces.mp4", "facenet_pytorch_video.mp4"])
     ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--commands", nargs="*", default=["timeline", "annotate"])
     args = ap.parse_args()
+    if args.seconds > 60:  # long runs: is memory flat?
+        for name in args.clips:
+            for command in args.commands:
+                r = one(SHARED / name, args.seconds, command)
+                print(f"{name} {command} {args.seconds:g} s: {r['mb_minute']:.0f} MB after a minute, "
+                      f"{r['mb_end']:.0f} MB at the end (peak {r['mb']:.0f}), {r['read']:.1%} of frames analysed")
+        return
     print("| clip | command | latency p50 ms | p95 ms | max ms | frames analysed | CPU-s per s | peak MB |")
     print("|---|---|---|---|---|---|---|---|")
     for name in args.clips:

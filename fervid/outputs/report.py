@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import math
 import os
 from pathlib import Path
 from typing import IO
@@ -22,6 +21,7 @@ from fervid import __version__
 from fervid.labels import EMOTIONS
 from fervid.outputs.sinks import Sink, Thumbnails
 from fervid.outputs.style import EMOTION_HEX
+from fervid.outputs.writers import finite
 
 MAX_POINTS = 1500
 
@@ -109,7 +109,7 @@ def page_data(page: Path, video: Path, annotated: bool, summary: list[dict], sin
 
 
 def write_page(fh: IO[str], data: dict) -> None:
-    payload = json.dumps(_finite(data), separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    payload = json.dumps(finite(data), separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
     fh.write(_TEMPLATE.replace("__TITLE__", html.escape(data["title"])).replace("__DATA__", payload))
 
 
@@ -124,16 +124,6 @@ def write_index(fh: IO[str], entries: list[dict]) -> None:
                     f'<td>{len(e["dominant"])}</td><td>{chips or "no faces"}</td>'
                     f'<td>{"" if e.get("complete", True) else "decoded in part"}</td></tr>')
     fh.write(_INDEX.replace("__ROWS__", "\n".join(rows)).replace("__VERSION__", __version__))
-
-
-def _finite(value):
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 _STYLE = """

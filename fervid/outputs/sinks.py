@@ -194,9 +194,9 @@ class LiveRowsSink(Sink):
     def update(self, frame, faces) -> None:
         import datetime
         import json
-        import math
 
         from fervid.outputs.rows import csv_fields, timeline_row
+        from fervid.outputs.writers import finite
 
         if not faces:
             return
@@ -205,8 +205,7 @@ class LiveRowsSink(Sink):
         if self.csv_fh is not None:
             self._out(self.csv_fh, [self._text([*csv_fields(row), wall]) for row in rows])
         if self.jsonl_fh is not None:
-            self._out(self.jsonl_fh, [json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v
-                                                  for k, v in zip(self.columns, (*row, wall))}, allow_nan=False) + "\n"
+            self._out(self.jsonl_fh, [json.dumps(finite(dict(zip(self.columns, (*row, wall)))), allow_nan=False) + "\n"
                                       for row in rows])
 
 

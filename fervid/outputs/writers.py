@@ -87,15 +87,16 @@ def write_eaf(fh: IO[str], segments: Sequence, media: str, relative_media: str, 
 
 def write_sidecar(fh: IO[str], record: dict) -> None:
     """Strict JSON: a number that is not finite is written as null (JSON has no NaN)."""
-    json.dump(_finite(record), fh, indent=2, default=str, allow_nan=False)
+    json.dump(finite(record), fh, indent=2, default=str, allow_nan=False)
     fh.write("\n")
 
 
-def _finite(value):
+def finite(value):
+    """``value`` with every number that is not finite made None (JSON has no NaN)."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [finite(v) for v in value]
     return value

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fervid.errors import VideoError
-from fervid.video.probe import VideoInfo, open_container
+from fervid.video.probe import MATRICES, PRIMARIES, TRANSFERS, VideoInfo, open_container
 
 if TYPE_CHECKING:  # the CLI reads this module's presets; numpy would double its start-up
     import numpy as np
@@ -52,14 +52,6 @@ class Encoding:
 
 
 CLOCK = Fraction(1, 90000)
-# FFmpeg's numbers for the colour names the probe reports (libavutil/pixfmt.h).
-_MATRIX_IDS = {"bt709": 1, "fcc": 4, "bt470bg": 5, "smpte170m": 6, "smpte240m": 7, "ycgco": 8, "bt2020nc": 9,
-               "bt2020c": 10}
-_PRIMARY_IDS = {"bt709": 1, "bt470m": 4, "bt470bg": 5, "smpte170m": 6, "smpte240m": 7, "film": 8, "bt2020": 9,
-                "smpte428": 10, "smpte431": 11, "smpte432": 12}
-_TRANSFER_IDS = {"bt709": 1, "gamma22": 4, "gamma28": 5, "smpte170m": 6, "smpte240m": 7, "linear": 8,
-                 "iec61966-2-4": 11, "bt1361e": 12, "iec61966-2-1": 13, "bt2020-10": 14, "bt2020-12": 15,
-                 "smpte2084": 16, "smpte428": 17, "arib-std-b67": 18}
 _LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 _AUDIO_LEAD = 0.5  # seconds of audio muxed ahead of the video written so far
 
@@ -113,7 +105,7 @@ class Encoder:
         # shown with BT.601's colours. BGR frames are converted here with BT.601, and left untagged.
         if self.pix_fmt == "yuv420p":
             for attr, ids, name in zip(("colorspace", "color_primaries", "color_trc"),
-                                       (_MATRIX_IDS, _PRIMARY_IDS, _TRANSFER_IDS), info.colour):
+                                       (MATRICES, PRIMARIES, TRANSFERS), info.colour):
                 if name in ids:
                     setattr(video.codec_context, attr, ids[name])
         self._video = video
