@@ -99,18 +99,16 @@ def test_duration_and_ctrl_c_end_with_complete_outputs(tmp_path, clip, how):
     args = ["-", "--csv", csv, "-q"] + (["--duration", "2"] if how == "duration" else [])
     run = fervid(*args, stdin=pub.stdout)
     pub.stdout.close()
-    t0 = time.time()
     if how == "ctrl-c":
         time.sleep(2.5)
         run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=60)
     pub.kill()
     assert run.returncode == 0, err
-    assert time.time() - t0 < 5
     side = json.loads((tmp_path / "l.json").read_text())
     assert side["ended"] == ("--duration" if how == "duration" else "interrupted")
     rows = pd.read_csv(csv)
-    assert 10 < len(rows) < 150 and (tmp_path / "l.summary.csv").is_file()
+    assert 10 < len(rows) < 140 and (tmp_path / "l.summary.csv").is_file()  # the stream has 150 frames
 
 
 def test_kill_9_leaves_every_row_written_whole(tmp_path, clip):
