@@ -48,8 +48,12 @@ def test_a_pipe_is_read_as_it_plays_and_rows_come_while_it_plays(tmp_path, clip)
     csv = tmp_path / "l.csv"
     run = fervid("-", "--csv", csv, "--jsonl", tmp_path / "l.jsonl", "-q", stdin=pub.stdout)
     pub.stdout.close()
-    time.sleep(3.5)  # halfway through the 6-second stream
-    assert run.poll() is None and lines(csv) > 20  # rows while it plays
+    seen_while_playing = False
+    end = time.time() + 30
+    while run.poll() is None and time.time() < end and not seen_while_playing:
+        seen_while_playing = lines(csv) > 20 and run.poll() is None  # rows before the stream is over
+        time.sleep(0.1)
+    assert seen_while_playing
     _, err = run.communicate(timeout=60)
     assert run.returncode == 0, err
     rows = pd.read_csv(csv)
