@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
+import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -281,6 +283,17 @@ def process_live(source: str, outputs: Outputs, settings: Settings, jsonl=None, 
         sinks.append(VideoSink(outputs.video, info, analyzer.times, settings.threads, outputs.encoding, live=True))
     frames = analyzer.run(decoder, fps, keep_pixels=outputs.video is not None or show)
     result.ended = "the stream ended"
+    # Ctrl-C, SIGTERM and SIGHUP end the stream, not the run: the frames stop, the outputs are
+    # completed. (A KeyboardInterrupt could land in any thread's wait and be taken for the end.)
+    interrupted = threading.Event()
+
+    def stop(signum, frame) -> None:
+        interrupted.set()
+        decoder.end_now()
+
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        handlers = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     bar = tqdm(unit="frame", desc=name[:30], disable=not progress, leave=False, dynamic_ncols=True)
     try:
         for frame, faces in frames:
@@ -290,16 +303,22 @@ def process_live(source: str, outputs: Outputs, settings: Settings, jsonl=None, 
             for sink in sinks:
                 sink.update(frame, faces)
             bar.update(1)
+            if interrupted.is_set():
+                break
             if duration is not None and time.time() - started >= duration:
                 result.ended = "--duration"
                 break
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # the window's q (--show)
         result.ended = "interrupted"
     except BaseException:
         for sink in sinks:
             sink.abort()
         raise
     finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        if interrupted.is_set():
+            result.ended = "interrupted"
         frames.close()
         decoder.close()
         analyzer.close()

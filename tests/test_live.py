@@ -96,16 +96,16 @@ def test_network_streams(tmp_path, clip, protocol):
     assert len(pd.read_csv(csv)) > 100
 
 
-@pytest.mark.parametrize("how", ["duration", "ctrl-c"])
+@pytest.mark.parametrize("how", ["duration", "ctrl-c", "sigterm"])
 def test_duration_and_ctrl_c_end_with_complete_outputs(tmp_path, clip, how):
     pub = publish(clip, "-")
     csv = tmp_path / "l.csv"
     args = ["-", "--csv", csv, "-q"] + (["--duration", "2"] if how == "duration" else [])
     run = fervid(*args, stdin=pub.stdout)
     pub.stdout.close()
-    if how == "ctrl-c":
+    if how != "duration":
         time.sleep(2.5)
-        run.send_signal(signal.SIGINT)
+        run.send_signal(signal.SIGINT if how == "ctrl-c" else signal.SIGTERM)
     _, err = run.communicate(timeout=60)
     pub.kill()
     assert run.returncode == 0, err

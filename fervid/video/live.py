@@ -131,6 +131,12 @@ class LiveDecoder(Decoder):
             return container
         return None
 
+    def end_now(self) -> None:
+        """End the frames at once (from a signal handler: nothing here blocks); the reading
+        thread stops at its next packet."""
+        self._stop.set()
+        self._frames.replace_all(_END)
+
     def __iter__(self):
         for frame in super().__iter__():
             self.report.frames = self.received
