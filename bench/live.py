@@ -50,7 +50,7 @@ def one(clip: Path, seconds: float, command: str) -> dict:
             at_minute = last
     run.wait()
     cpu = busy_seconds() - c0
-    side = json.loads(Path(f"/tmp/fervid-bench-live.json").read_text())
+    side = json.loads(Path("/tmp/fervid-bench-live.json").read_text())
     lat = np.array(latencies) * 1000
     return {"p50": np.percentile(lat, 50), "p95": np.percentile(lat, 95), "max": lat.max(),
             "read": side["frames_analysed"] / max(side["frames_received"], 1), "cpu": cpu / seconds, "mb": peak,

@@ -74,7 +74,7 @@ def main() -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=ARGS)
-        print(f"| video | faces | page MB | first paint ms | lanes drawn ms | load ms |")
+        print("| video | faces | page MB | first paint ms | lanes drawn ms | load ms |")
         print("|---|---|---|---|---|---|")
         for hours in args.hours:
             page = make_page(Path(tmp), hours, args.faces)

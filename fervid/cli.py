@@ -594,7 +594,6 @@ def timeline(inputs, csv_path, plot_path, recursive, jobs, overwrite, quiet, ver
 
     from fervid.batch import expand_inputs
     from fervid.outputs.files import Outputs
-    from fervid.video.live import is_live
 
     if _live_asked(inputs, options):
         return _run_live(inputs, csv_path, None, quiet, verbose, {**options, "overwrite": overwrite})

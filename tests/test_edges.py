@@ -3,7 +3,6 @@ fervid's, numbers that are not numbers, models that are not classifiers, timesta
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import signal
@@ -20,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings as hyp_settings, strategies as st
 
-from conftest import EXAMPLE_IMAGE, make_face_video, make_video
+from conftest import EXAMPLE_IMAGE, make_face_video
 from fervid.cli import main
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import ffmpeg_exe, make_face_video
+from conftest import ffmpeg_exe
 from fervid.cli import main
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

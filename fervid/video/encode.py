@@ -74,7 +74,6 @@ class Encoder:
 
     def _open(self) -> None:
         """Open the output (in the writing thread, where PyAV is imported) and the audio to copy."""
-        import av
 
         info, suffix = self.info, self.out.suffix.lower()
         fmt = {".mkv": "matroska", ".mov": "mov"}.get(suffix, "mp4")
