@@ -77,8 +77,7 @@ def run_on_ray(jobs: list[Job], settings: Settings, address: str | None = None, 
             done, _ = ray.wait(list(pending), num_returns=1)
             job, worker = pending.pop(done[0])
             idle.append(worker)
-            res = settle_one(report, job, lambda ref=done[0]: _fetch(ray, ref), progress, verbose,
-                             lambda msg: bar.write(msg) if progress else on_event(msg))
+            res = settle_one(report, job, lambda ref=done[0]: _fetch(ray, ref), progress, verbose, on_event)
             frames += res.frames if res else 0
             bar.update(1)
             bar.set_postfix_str(f"{frames / max(time.time() - started, 1e-6):.0f} frames/s")
