@@ -165,8 +165,9 @@ def _write_products(src: Path, outputs: Outputs, parts: PartFiles, sinks: list, 
                     record: dict) -> None:
     """The outputs made from what the sinks gathered: subtitles, the ELAN document, the page."""
     from fervid.outputs import writers
+    from fervid.outputs.segments import SegmentSink
 
-    segments = next((s.segments for s in sinks if hasattr(s, "segments")), [])
+    segments = next((s.segments for s in sinks if isinstance(s, SegmentSink)), [])
     for kind, write in (("vtt", writers.write_vtt), ("srt", writers.write_srt)):
         if getattr(outputs, kind):
             with parts.open_text(getattr(outputs, kind)) as fh:

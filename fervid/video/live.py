@@ -23,8 +23,8 @@ URL = re.compile(r"^(rtsps?|rtmps?|srt|udp|rtp|tcp|https?|tls)://", re.IGNORECAS
 def is_live(name: str, fmt: str | None = None) -> bool:
     """A name fervid reads live: a URL, ``-`` (standard input), a capture device (``/dev/video0``),
     or anything with ``--format`` (a device in the platform's own syntax)."""
-    return bool(fmt) or name == "-" or bool(URL.match(name)) or name.endswith(".m3u8") and "://" in name \
-        or (name.startswith("/dev/") and Path(name).exists() and not Path(name).is_file())
+    device = name.startswith("/dev/") and Path(name).exists() and not Path(name).is_file()
+    return bool(fmt) or name == "-" or bool(URL.match(name)) or device  # HLS (.m3u8) comes over http(s)
 
 
 class LiveDecoder(Decoder):
