@@ -10,7 +10,7 @@ import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable, Sequence
 
 from tqdm import tqdm
@@ -20,7 +20,8 @@ from fervid.errors import FervidError, OutputError
 from fervid.outputs.files import NAME_MAX, Outputs
 from fervid.analysis.pipeline import Models
 from fervid.settings import Settings
-from fervid.runner import FileResult, open_input, process_file
+from fervid.runner import FileResult, OpenedInput, open_input, process_file
+from fervid.storage import LOCAL, Store, is_remote, is_store_url, process_staged
 from fervid.video.encode import Encoding
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".gif", ".mpg", ".mpeg", ".wmv", ".flv",
@@ -29,8 +30,12 @@ VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".gif", ".mpg
 
 @dataclass(frozen=True)
 class Job:
-    input: Path
+    input: Path | str  # a local path, or the URL of a file on a store (see fervid.storage)
     outputs: Outputs
+
+    @property
+    def name(self) -> str:
+        return PurePosixPath(str(self.input)).name if isinstance(self.input, str) else self.input.name
 
 
 @dataclass
@@ -41,15 +46,20 @@ class BatchReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def expand_inputs(paths: Sequence[str | Path], recursive: bool, exclude: Path | None = None) -> list[tuple[Path, Path]]:
+def expand_inputs(paths: Sequence[str | Path], recursive: bool, exclude: Path | str | None = None
+                  ) -> list[tuple[Path | str, Path]]:
     """(file, name relative to its root) for each input; directories give their videos, sorted.
+    A URL of a store names a file or a folder (a prefix) there; its files stay URLs.
 
     Files under ``exclude`` (the output directory, when it lies inside an input directory) are
     left out, so that a rerun never takes fervid's own outputs for inputs.
     """
-    found: list[tuple[Path, Path]] = []
-    skip = exclude.resolve() if exclude is not None else None
+    found: list[tuple[Path | str, Path]] = []
+    skip = exclude.resolve() if isinstance(exclude, Path) else None
     for raw in paths:
+        if is_store_url(str(raw)):
+            found += _expand_url(str(raw), recursive, exclude if isinstance(exclude, str) else None)
+            continue
         p = Path(raw)
         if p.is_dir():
             pattern = "**/*" if recursive else "*"
@@ -64,16 +74,30 @@ def expand_inputs(paths: Sequence[str | Path], recursive: bool, exclude: Path | 
     return found
 
 
+def _expand_url(url: str, recursive: bool, exclude: str | None) -> list[tuple[str, Path]]:
+    store, path = Store.of(url)
+    try:
+        if not store.is_dir(path):
+            return [(url, Path(path.name))]
+        skip = exclude.rstrip("/") + "/" if exclude else None
+        return [(store.name(f), Path(f.relative_to(path))) for f in store.videos(path, recursive, VIDEO_SUFFIXES)
+                if not (skip and store.name(f).startswith(skip))]
+    except OSError as err:
+        raise FervidError(f"{url}: cannot list it ({err})") from None
+
+
 # The outputs that may go elsewhere than beside the others, with the extension each is written as.
 PLACED = {"plot": ".png", "html": ".html", "vtt": ".vtt", "srt": ".srt", "eaf": ".eaf"}
 
 
-def plan(inputs: list[tuple[Path, Path]], out: Path, single: bool, *, video: bool = False,
+def plan(inputs: list[tuple[Path | str, Path]], out: Path, single: bool, *, video: bool = False,
          timeline: bool = False, plot: bool = False, plot_out: Path | None = None,
-         encoding: Encoding = Encoding(), places: dict[str, Path | None] | None = None) -> list[Job]:
+         encoding: Encoding = Encoding(), places: dict[str, Path | None] | None = None,
+         store: Store | None = None) -> list[Job]:
     """Output names: ``out`` itself names them for a single input; otherwise they mirror the inputs under ``out``.
     ``places`` asks for the outputs of :data:`PLACED` by kind: None beside the others, else a
-    file of the right extension (a single input) or a folder; ``plot``/``plot_out`` is the same for the plot."""
+    file of the right extension (a single input) or a folder; ``plot``/``plot_out`` is the same for the plot.
+    With ``store``, ``out`` and the places are paths on that store."""
     places = dict(places or {})
     if plot:
         places["plot"] = plot_out
@@ -100,7 +124,7 @@ def plan(inputs: list[tuple[Path, Path]], out: Path, single: bool, *, video: boo
             summary=named(".summary.csv") if timeline else None,
             plot=placed("plot"), html=placed("html"), vtt=placed("vtt"), srt=placed("srt"), eaf=placed("eaf"),
             sidecar=named(".json"),
-            encoding=encoding,
+            encoding=encoding, store=store,
         )))
     seen: dict[Path, Path] = {}
     for job in jobs:
@@ -115,13 +139,20 @@ def plan(inputs: list[tuple[Path, Path]], out: Path, single: bool, *, video: boo
     return jobs
 
 
+def run_job(job: Job, settings: Settings, progress: bool, models: Models | None = None,
+            opened: OpenedInput | None = None) -> FileResult:
+    """One job, wherever its files are: on a store, it runs staged (see fervid.storage)."""
+    if is_remote(job.input, job.outputs):
+        return process_staged(job.input, job.outputs, settings, progress=progress, models=models)
+    return process_file(job.input, job.outputs, settings, progress=progress, models=models, opened=opened)
+
+
 def _work(job: Job, settings: Settings, progress: bool,
           models: Models | None = None, opened: Future | None = None) -> FileResult | None:
     if _worker_stop is not None and _worker_stop.is_set():
         return None  # the batch was interrupted: take no new file
     try:
-        return process_file(job.input, job.outputs, settings, progress=progress,
-                            models=models or _worker_models, opened=opened.result() if opened else None)
+        return run_job(job, settings, progress, models or _worker_models, opened.result() if opened else None)
     except BaseException:
         if _run_pid is not None and not _alive(_run_pid):
             os._exit(128 + signal.SIGTERM)  # the run that started this worker is gone; its part files are removed
@@ -254,13 +285,13 @@ def run_batch(jobs: list[Job], settings: Settings, n_jobs: int = 1,
         opener = ThreadPoolExecutor(1, thread_name_prefix="fervid-open")
         opened: Future | None = None
         ahead: Future | None = None
-        if todo:
+        if todo and not is_remote(todo[0].input, todo[0].outputs):
             ahead = opener.submit(open_input, todo[0].input, todo[0].outputs, settings, True)
         try:
             models = Models.load(settings) if own else models
             for i, job in enumerate(todo):
                 opened, ahead = ahead, None
-                if i + 1 < len(todo):
+                if i + 1 < len(todo) and not is_remote(todo[i + 1].input, todo[i + 1].outputs):
                     nxt = todo[i + 1]
                     ahead = opener.submit(open_input, nxt.input, nxt.outputs, settings, True)
                 settle(job, lambda job=job, opened=opened: _work(job, settings, progress, models, opened))
@@ -297,30 +328,34 @@ def run_batch(jobs: list[Job], settings: Settings, n_jobs: int = 1,
     return report
 
 
-def write_index(jobs: list[Job], folder: Path) -> Path | None:
+def write_index(jobs: list[Job], folder: Path) -> Path | str | None:
     """``folder/index.html``: every video whose page exists, with its faces' dominant emotions
     (from each sidecar), linking to the page."""
     import json
+    import tempfile
 
     from fervid.outputs.report import write_index as write
 
+    files = jobs[0].outputs.files if jobs else LOCAL
     entries = []
     for job in jobs:
         page, sidecar = job.outputs.html, job.outputs.sidecar
-        if page is None or not page.is_file():
+        if page is None or not files.is_file(page):
             continue
         try:
-            record = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar and sidecar.is_file() else {}
+            record = json.loads(files.read_text(sidecar)) if sidecar and files.is_file(sidecar) else {}
         except (OSError, ValueError):
             record = {}
         dominant = sorted((int(k), v) for k, v in (record.get("dominant_emotions") or {}).items())
-        entries.append({"href": os.path.relpath(page, folder).replace(os.sep, "/"), "name": job.input.name,
+        entries.append({"href": os.path.relpath(page, folder).replace(os.sep, "/"), "name": job.name,
                         "dominant": dominant, "complete": record.get("complete", True)})
     if not entries:
         return None
     index = folder / "index.html"
-    tmp = folder / f".index.part{os.getpid()}.html"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        write(fh, entries)
-    os.replace(tmp, index)
-    return index
+    # Made beside its final name (one rename locally), or in a local folder to be uploaded.
+    with tempfile.TemporaryDirectory(prefix=".fervid-index-", dir=folder if files is LOCAL else None) as tmp:
+        part = Path(tmp) / "index.html"
+        with open(part, "w", encoding="utf-8") as fh:
+            write(fh, entries)
+        files.put(part, index)
+    return files.name(index) if files is not LOCAL else index

@@ -439,6 +439,15 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
+def _expand(inputs, recursive: bool, exclude):
+    from fervid.batch import expand_inputs
+
+    try:
+        return expand_inputs(inputs, recursive, exclude)
+    except FervidError as err:
+        raise click.UsageError(str(err)) from None
+
+
 def _plan(*args, **kwargs):
     from fervid.batch import plan
 
@@ -453,6 +462,11 @@ def _output(option: str, value: str, suffixes: tuple[str, ...], what: str, singl
     no extension (or a trailing slash) names a folder; anything else is a usage error."""
     from pathlib import Path
 
+    from fervid.storage import is_store_url
+
+    if is_store_url(value):
+        raise click.UsageError(f"{option} {value}: a URL is taken only for the main output (-o, or --csv); "
+                               "leave PATH out to write this beside it")
     path = Path(value)
     as_folder = value.endswith(("/", os.sep)) or not path.suffix
     if as_folder:
@@ -467,6 +481,32 @@ def _output(option: str, value: str, suffixes: tuple[str, ...], what: str, singl
     if not single:
         raise click.UsageError(f"{option} {value}: several inputs need an output folder, not a file name")
     return path, True
+
+
+def _main_output(option: str, value: str, suffixes: tuple[str, ...], what: str, single: bool, places: dict):
+    """:func:`_output` for the main output, which may also be a URL of a store (s3://...):
+    (path, names a file, the store or None). On a store, every output goes beside it."""
+    from pathlib import Path
+
+    from fervid.storage import Store, is_store_url
+
+    if not is_store_url(value):
+        return (*_output(option, value, suffixes, what, single), None)
+    try:
+        store, path = Store.of(value)
+    except FervidError as err:
+        raise click.UsageError(str(err)) from None
+    named = [f"--{kind}" for kind, where in places.items() if where is not None]
+    if named:
+        raise click.UsageError(f"{', '.join(named)}: with outputs on a store ({value}), the others go beside "
+                               "them: leave PATH out")
+    as_file = not value.endswith("/") and bool(path.suffix)
+    if as_file and path.suffix.lower() not in suffixes:
+        raise click.UsageError(f"{option} {value}: {what} is written as {' or '.join(suffixes)}; give such a "
+                               "name, or a folder name without an extension (or ending in /)")
+    if as_file and not single:
+        raise click.UsageError(f"{option} {value}: several inputs need an output folder, not a file name")
+    return Path(str(path)), as_file, store
 
 
 _PRODUCTS = (("html", ".html", "the page"), ("vtt", ".vtt", "WebVTT subtitles"), ("srt", ".srt", "SRT subtitles"),
@@ -499,6 +539,7 @@ def _places(values: dict, one: bool) -> dict:
 def _finish(job_list, folder, parquet: bool, quiet: bool) -> None:
     """What a run writes for all its videos together: the pages' index, the Parquet dataset."""
     from fervid.batch import write_index
+    from fervid.storage import LOCAL
 
     written = []
     if any(job.outputs.html for job in job_list) and len(job_list) > 1:
@@ -506,10 +547,12 @@ def _finish(job_list, folder, parquet: bool, quiet: bool) -> None:
     if parquet:
         from fervid.outputs.parquet import write_dataset
 
+        files = job_list[0].outputs.files if job_list else LOCAL
         pairs = [(job.outputs.timeline, job.outputs.summary) for job in job_list
-                 if job.outputs.timeline is not None and job.outputs.timeline.is_file()]
-        files = write_dataset(pairs, folder)
-        written += sorted({p if p.name == "summary.parquet" else folder / "timeline.parquet" for p in files})
+                 if job.outputs.timeline is not None and files.is_file(job.outputs.timeline)]
+        made = write_dataset(pairs, folder, files)
+        written += [files.name(p) for p in sorted({p if p.name == "summary.parquet" else folder / "timeline.parquet"
+                                                   for p in made})]
     for path in written:
         if path and not quiet:
             _say(f"fervid: wrote {path}")
@@ -525,7 +568,17 @@ def _parquet_wanted(options: dict, with_csv: bool) -> tuple[bool, str | None]:
 def _is_single_file(inputs) -> bool:
     from pathlib import Path
 
-    return len(inputs) == 1 and not Path(inputs[0]).is_dir()
+    from fervid.storage import Store, is_store_url
+
+    if len(inputs) != 1:
+        return False
+    if is_store_url(inputs[0]):
+        try:
+            store, path = Store.of(inputs[0])
+            return not store.is_dir(path)
+        except (FervidError, OSError) as err:
+            raise click.UsageError(f"{inputs[0]}: {err}") from None
+    return not Path(inputs[0]).is_dir()
 
 
 @main.command(short_help="Annotated copies of videos, audio kept.")
@@ -548,8 +601,6 @@ def annotate(inputs, output, with_csv, preset, crf, recursive, jobs, overwrite, 
       fervid annotate recordings/ -o annotated/ --recursive --jobs 2 --csv
       fervid annotate interview.mp4 -o out/interview.mp4 --html --vtt   # + a page, subtitles
     """
-    from fervid.batch import expand_inputs
-
     if _live_asked(inputs, options):
         out, is_file = _output("-o", output, OUTPUT_SUFFIXES, "an annotated video", True)
         if not is_file:
@@ -559,11 +610,11 @@ def annotate(inputs, output, with_csv, preset, crf, recursive, jobs, overwrite, 
     for key in ("input_format", "duration", "jsonl_path", "reconnect", "show"):
         options.pop(key)
     one = _is_single_file(inputs)
-    out, single = _output("-o", output, OUTPUT_SUFFIXES, "an annotated video", one)
     places = _places(options, one)
+    out, single, store = _main_output("-o", output, OUTPUT_SUFFIXES, "an annotated video", one, places)
     parquet, ray_address = _parquet_wanted(options, with_csv)
-    job_list = _plan(expand_inputs(inputs, recursive, exclude=None if single else out), out, single, video=True,
-                     timeline=with_csv, encoding=Encoding(crf, preset), places=places)
+    job_list = _plan(_expand(inputs, recursive, None if single else output if store else out), out, single,
+                     video=True, timeline=with_csv, encoding=Encoding(crf, preset), places=places, store=store)
     _run(job_list, _settings(options), jobs, overwrite, quiet, verbose, ray_address=ray_address,
          after=lambda: _finish(job_list, out if not single else out.parent, parquet, quiet))
 
@@ -592,20 +643,21 @@ def timeline(inputs, csv_path, plot_path, recursive, jobs, overwrite, quiet, ver
     """
     from pathlib import Path
 
-    from fervid.batch import expand_inputs
     from fervid.outputs.files import Outputs
 
     if _live_asked(inputs, options):
         return _run_live(inputs, csv_path, None, quiet, verbose, {**options, "overwrite": overwrite})
     one = _is_single_file(inputs)
     places = _places(options, one)
+    store = None
     if csv_path is not None:
-        out, single = _output("--csv", csv_path, (".csv",), "the timeline", one)
+        out, single, store = _main_output("--csv", csv_path, (".csv",), "the timeline", one,
+                                          {**places, "plot": None if plot_path in (None, ".") else plot_path})
     elif plot_path is not None:
         out, single = _output("--plot", plot_path, (".png",), "the plot", one)
     else:
         out, single = Path("."), False
-    found = expand_inputs(inputs, recursive, exclude=None if single else out)
+    found = _expand(inputs, recursive, None if single else csv_path if store else out)
     parquet, ray_address = _parquet_wanted(options, csv_path is not None)
     settings = _settings(options)
     if csv_path is None and plot_path is None and not places:
@@ -623,7 +675,7 @@ def timeline(inputs, csv_path, plot_path, recursive, jobs, overwrite, quiet, ver
     if csv_path is not None and plot_path not in (None, "."):
         plot_out, _ = _output("--plot", plot_path, (".png",), "the plot", single)
     job_list = _plan(found, out, single, timeline=csv_path is not None, plot=plot_path is not None,
-                     plot_out=plot_out, places=places)
+                     plot_out=plot_out, places=places, store=store)
     _run(job_list, settings, jobs, overwrite, quiet, verbose, ray_address=ray_address,
          after=lambda: _finish(job_list, out if not single else out.parent, parquet, quiet))
 

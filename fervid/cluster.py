@@ -113,6 +113,6 @@ class _Worker:
         self.settings, self.models = settings, Models.load(settings)
 
     def process(self, job: Job):
-        from fervid.runner import process_file
+        from fervid.batch import run_job
 
-        return process_file(job.input, job.outputs, self.settings, progress=False, models=self.models)
+        return run_job(job, self.settings, progress=False, models=self.models)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import signal
 import threading
 import time
@@ -20,6 +19,7 @@ from fervid.outputs.files import Outputs, PartFiles
 from fervid.outputs.sinks import PlotSink, SummarySink, open_sinks
 from fervid.analysis.pipeline import Analyzer, Models
 from fervid.settings import Settings
+from fervid.storage import Naming
 from fervid.video.decode import Decoder
 from fervid.video.probe import VideoInfo, probe
 from fervid.outputs.writers import write_sidecar, write_summary
@@ -74,9 +74,13 @@ def open_input(src: str | Path, outputs: Outputs, settings: Settings, start: boo
 
 
 def process_file(src: str | Path, outputs: Outputs, settings: Settings, progress: bool = True,
-                 models: Models | None = None, opened: OpenedInput | None = None, sinks: Sequence = ()
-                 ) -> FileResult:
-    """Analyse one input into ``outputs`` and any extra ``sinks`` (which the caller reads afterwards)."""
+                 models: Models | None = None, opened: OpenedInput | None = None, sinks: Sequence = (),
+                 naming: Naming = Naming(), kept: dict[str, str] | None = None) -> FileResult:
+    """Analyse one input into ``outputs`` and any extra ``sinks`` (which the caller reads afterwards).
+
+    ``naming`` names the files in the sidecar, page and ELAN document (a staged run names them by
+    their store); ``kept``: outputs of an earlier run here that this one keeps (kind -> name), by
+    default those its sidecar records that still exist."""
     src = Path(src)
     started = time.time()
     opened = opened or open_input(src, outputs, settings)
@@ -87,7 +91,10 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, progress
         decoder.close()
         raise
     result = FileResult(str(src))
-    earlier, _ = outputs.earlier()  # kept in the new sidecar where this run does not redo them
+    if kept is None:  # kept in the new sidecar where this run does not redo them
+        earlier, _ = outputs.earlier()
+        kept = {k: str(outputs.sidecar.with_name(name)) for k, name in earlier.items()
+                if outputs.sidecar is not None and outputs.sidecar.with_name(name).is_file()}
     try:
         parts = PartFiles(outputs)
     except BaseException:
@@ -134,12 +141,12 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, progress
             result.warning = result.warning or f"{src}: no faces found, so no plot was made"
         result.seconds = time.time() - started
         record = _provenance(src, info, settings, analyzer, result, every, outputs, {})
-        _write_products(src, outputs, parts, sinks, result, record)
+        record["input"]["path"] = naming.name(src)
+        _write_products(src, outputs, parts, sinks, result, record, naming)
         if outputs.sidecar:
             made = {k: p for k, p in outputs.named().items() if p in parts.parts}
-            kept = {k: str(outputs.sidecar.with_name(name)) for k, name in earlier.items()
-                    if k not in made and outputs.sidecar.with_name(name).is_file()}
-            record["outputs"] = {**kept, **{k: str(p) for k, p in made.items()}}
+            record["outputs"] = {**{k: v for k, v in kept.items() if k not in made},
+                                 **{k: naming.name(p) for k, p in made.items()}}
             with parts.open_text(outputs.sidecar) as fh:
                 write_sidecar(fh, record)
         parts.commit()  # the sidecar last: its presence says the set is complete
@@ -162,7 +169,7 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, progress
 
 
 def _write_products(src: Path, outputs: Outputs, parts: PartFiles, sinks: list, result: FileResult,
-                    record: dict) -> None:
+                    record: dict, naming: Naming) -> None:
     """The outputs made from what the sinks gathered: subtitles, the ELAN document, the page."""
     from fervid.outputs import writers
     from fervid.outputs.segments import SegmentSink
@@ -176,15 +183,16 @@ def _write_products(src: Path, outputs: Outputs, parts: PartFiles, sinks: list, 
     if outputs.eaf:
         mime = {".mkv": "video/x-matroska", ".mov": "video/quicktime", ".webm": "video/webm"}.get(
             media.suffix.lower(), "video/mp4")
-        relative = os.path.relpath(media, outputs.eaf.parent).replace(os.sep, "/")
-        relative = relative if relative.startswith("../") else "./" + relative
+        relative = naming.relative(media, outputs.eaf.parent)
+        relative = relative if relative.startswith("../") or "://" in relative else "./" + relative
         with parts.open_text(outputs.eaf) as fh:
-            writers.write_eaf(fh, segments, Path(os.path.abspath(media)).as_uri(), relative, mime)
+            writers.write_eaf(fh, segments, naming.uri(media), relative, mime)
     if outputs.html:
         from fervid.outputs.report import ReportSink, page_data, write_page
 
         report = next(s for s in sinks if isinstance(s, ReportSink))
-        data = page_data(outputs.html, media, outputs.video is not None, result.summary, report, record)
+        data = page_data(outputs.html, media, outputs.video is not None, result.summary, report, record,
+                         src=naming.relative(media, outputs.html.parent))
         with parts.open_text(outputs.html) as fh:
             write_page(fh, data)
 

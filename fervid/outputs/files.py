@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fervid.errors import OutputError
+from fervid.storage import LOCAL, Store
 from fervid.video.encode import Encoding
 
 
@@ -30,6 +31,11 @@ class Outputs:
     eaf: Path | None = None  # ELAN annotation document
     sidecar: Path | None = None  # written last: it marks the set as complete
     encoding: Encoding = Encoding()  # how the video is compressed
+    store: Store | None = None  # the paths are on this store (see fervid.storage), not local
+
+    @property
+    def files(self):
+        return self.store or LOCAL
 
     def named(self) -> dict[str, Path]:
         """The outputs asked for, by kind, the sidecar last."""
@@ -42,10 +48,10 @@ class Outputs:
     def earlier(self) -> tuple[dict[str, str], int | None]:
         """What an earlier run wrote here, as its sidecar records it (kind -> file name), and how
         many faces it found; nothing when there is no readable fervid sidecar."""
-        if self.sidecar is None or not self.sidecar.is_file():
+        if self.sidecar is None or not self.files.is_file(self.sidecar):
             return {}, None
         try:
-            record = json.loads(self.sidecar.read_text(encoding="utf-8"))
+            record = json.loads(self.files.read_text(self.sidecar))
             written = {k: Path(v).name for k, v in record["outputs"].items() if isinstance(v, str)}
             return written, record.get("faces")
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -56,17 +62,23 @@ class Outputs:
         for a video without faces)."""
         written, faces = self.earlier()
         need = {k: p for k, p in self.named().items() if not (k == "plot" and faces == 0)}
-        return bool(need) and all(written.get(k) == p.name and p.is_file() for k, p in need.items())
+        return bool(need) and all(written.get(k) == p.name and self.files.is_file(p) for k, p in need.items())
 
     def foreign(self) -> list[Path]:
         """Outputs' paths taken by something fervid did not write there: a file of the user's,
         or a folder. Never replaced without ``--overwrite`` (a folder not even then)."""
         written, _ = self.earlier()
+        files = self.files
         return [p for k, p in self.named().items()
-                if p.is_dir() or (os.path.lexists(p) and written.get(k) != p.name)]
+                if files.is_dir(p) or (files.exists(p) and written.get(k) != p.name)]
 
-    def check_input(self, src: Path) -> None:
+    def check_input(self, src: Path | str) -> None:
         """Refuse to overwrite the input, or a folder."""
+        if self.store is not None or isinstance(src, str):  # a URL: the same URL is the same file
+            for p in self.paths():
+                if self.files.name(p) == str(src):
+                    raise OutputError(f"{src}: the output would overwrite the input; choose another output path")
+            return
         for p in self.paths():
             try:
                 same = p.exists() and os.path.samefile(p, src)

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
 from fervid.errors import FervidError
+from fervid.storage import LOCAL, Files
 from fervid.labels import EMOTIONS
 
 _TYPES = {"frame": "int64", "time_s": "float64", "face_id": "int64", "x": "float64", "y": "float64", "w": "float64",
@@ -27,33 +29,36 @@ def _pyarrow():
         raise FervidError("Parquet needs pyarrow: pip install 'fervid[parquet]'") from None
 
 
-def write_dataset(pairs: list[tuple[Path, Path | None]], folder: Path) -> list[Path]:
-    """``pairs``: each video's timeline CSV and summary CSV (which exist); returns what was written."""
+def write_dataset(pairs: list[tuple[Path, Path | None]], folder: Path, files: Files = LOCAL) -> list[Path]:
+    """``pairs``: each video's timeline CSV and summary CSV (which exist), on ``files`` (local,
+    or a store); returns what was written."""
     import pandas as pd
 
     pa, pq = _pyarrow()
     root = folder / "timeline.parquet"
     written, summaries = [], []
-    for timeline, summary in pairs:
-        df = pd.read_csv(timeline, dtype={"video": "string"}, keep_default_na=True)
-        if summary is not None and summary.is_file():
-            summaries.append(pd.read_csv(summary, dtype={"video": "string", "dominant_emotion": "string"}))
-        if df.empty:
-            continue
-        name = str(df["video"].iloc[0])
-        part = root / f"video={quote(name, safe='')}"
-        part.mkdir(parents=True, exist_ok=True)
-        key = hashlib.sha1(os.fsencode(os.path.relpath(timeline, folder))).hexdigest()[:12]
-        table = pa.Table.from_pandas(df.drop(columns="video").astype(_TYPES), preserve_index=False)
-        written.append(_atomic(pq, table, part / f"part-{key}.parquet"))
-    if summaries:
-        table = pa.Table.from_pandas(pd.concat(summaries, ignore_index=True), preserve_index=False)
-        written.append(_atomic(pq, table, folder / "summary.parquet"))
+    # Each file is made in a local folder (beside its final name when local: one rename) and put.
+    with tempfile.TemporaryDirectory(prefix=".fervid-parquet-", dir=folder if files is LOCAL else None) as tmp:
+        def put(table, path: Path) -> Path:
+            local = Path(tmp) / "part.parquet"
+            pq.write_table(table, local)
+            files.put(local, path)
+            return path
+
+        for timeline, summary in pairs:
+            with files.open(timeline, "rb") as fh:
+                df = pd.read_csv(fh, dtype={"video": "string"}, keep_default_na=True)
+            if summary is not None and files.is_file(summary):
+                with files.open(summary, "rb") as fh:
+                    summaries.append(pd.read_csv(fh, dtype={"video": "string", "dominant_emotion": "string"}))
+            if df.empty:
+                continue
+            name = str(df["video"].iloc[0])
+            part = root / f"video={quote(name, safe='')}"
+            key = hashlib.sha1(os.fsencode(os.path.relpath(timeline, folder))).hexdigest()[:12]
+            table = pa.Table.from_pandas(df.drop(columns="video").astype(_TYPES), preserve_index=False)
+            written.append(put(table, part / f"part-{key}.parquet"))
+        if summaries:
+            table = pa.Table.from_pandas(pd.concat(summaries, ignore_index=True), preserve_index=False)
+            written.append(put(table, folder / "summary.parquet"))
     return written
-
-
-def _atomic(pq, table, path: Path) -> Path:
-    tmp = path.with_name(f".{path.stem}.part{os.getpid()}{path.suffix}")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
-    return path

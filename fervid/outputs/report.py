@@ -73,8 +73,8 @@ def _jpeg(rgb: np.ndarray | None) -> str | None:
 
 
 def page_data(page: Path, video: Path, annotated: bool, summary: list[dict], sink: ReportSink,
-              provenance: dict) -> dict:
-    """Everything the page shows; ``video`` is referenced relative to the page."""
+              provenance: dict, src: str | None = None) -> dict:
+    """Everything the page shows; ``video`` is referenced as ``src``, by default relative to the page."""
     info = provenance.get("input", {})
     series = sink.series()
     ends = [s["t"][-1] + sink.bin_s for s in series.values() if s["t"]]
@@ -93,7 +93,7 @@ def page_data(page: Path, video: Path, annotated: bool, summary: list[dict], sin
     model = provenance.get("model", {})
     return {
         "title": Path(str(info.get("path", video))).name,
-        "video": {"src": os.path.relpath(video, page.parent).replace(os.sep, "/"), "annotated": annotated,
+        "video": {"src": src or os.path.relpath(video, page.parent).replace(os.sep, "/"), "annotated": annotated,
                   "fps": num / den if den else 0, "duration": duration,
                   "width": info.get("width"), "height": info.get("height")},
         "emotions": list(EMOTIONS), "colours": list(EMOTION_HEX), "bin": sink.bin_s,
