@@ -1,18 +1,20 @@
 """A batch of short clips locally and on a 2-node Ray cluster on loopback (1 CPU a node).
 
-    python bench/ray_batch.py [--clips 24] [--seconds 5]
+    python bench/ray_batch.py [--clips 24] [--seconds 5] [--repeat 3]
 
 Clips: the example portrait, gently moving, at 480x480 and 25 fps (one face each). Wall seconds
-and whole-machine CPU-seconds (from /proc/stat) of `fervid timeline DIR --csv OUT` with -j 1,
--j 2 and --ray ADDRESS (the cluster started beforehand, its start-up timed apart), on N clips
+and whole-machine CPU-seconds (from /proc/stat) of `fervid timeline DIR --csv OUT --parquet` with
+-j 1, -j 2 and --ray ADDRESS (the cluster started beforehand, its start-up timed apart), on N clips
 and on 2N. Ray's overhead against -j 2 is split in two: per video, from the slopes (the extra
 time N more videos take), and per run, what is left (joining the cluster, starting the actors).
+Each run is repeated and its median kept (this machine's wall times wander by a few tenths).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,6 +41,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clips", type=int, default=24)
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     n = args.clips
@@ -53,8 +56,11 @@ def main() -> None:
                     os.link(first, folder / f"c{k:03d}.mp4")
 
         def fervid(count: int, out: str, *extra: str) -> tuple[float, float]:
-            return timed([sys.executable, "-m", "fervid", "timeline", str(src[count]), "-q", "--csv",
-                          f"{tmp}/{out}{count}", *extra])
+            runs = []
+            for k in range(args.repeat):
+                runs.append(timed([sys.executable, "-m", "fervid", "timeline", str(src[count]), "-q", "--csv",
+                                   f"{tmp}/{out}{count}-{k}", "--parquet", *extra]))
+            return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
         runs = {("local -j 1", n): fervid(n, "j1", "-j", "1")}
         for count in (n, 2 * n):
@@ -72,7 +78,8 @@ def main() -> None:
                 runs[("Ray, 2 nodes x 1 CPU", count)] = fervid(count, "ray", "--ray", cluster.address)
         finally:
             cluster.shutdown()
-    print(f"clips of {args.seconds:g} s (480x480, 25 fps, one face); the cluster started in {start:.1f} s\n")
+    print(f"clips of {args.seconds:g} s (480x480, 25 fps, one face), medians of {args.repeat} runs; "
+          f"the cluster started in {start:.1f} s\n")
     print("| run | clips | wall s | CPU-s | CPU-s per video-minute |")
     print("|---|---|---|---|---|")
     for (name, count), (wall, cpu) in runs.items():

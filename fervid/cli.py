@@ -639,6 +639,7 @@ def timeline(inputs, csv_path, plot_path, recursive, jobs, overwrite, quiet, ver
       fervid timeline interview.mp4 --csv out.csv    # out.csv, out.summary.csv, out.json
       fervid timeline interview.mp4 --csv out.csv --plot   # + out.png, one panel per face
       fervid timeline recordings/ --csv results/ -j 2
+      fervid timeline s3://lab/videos/ --csv s3://lab/results/ --ray   # on S3, on a Ray cluster
       fervid timeline interview.mp4 --csv out.csv --html --vtt --eaf   # + out.html, out.vtt, out.eaf
     """
     from pathlib import Path

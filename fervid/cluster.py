@@ -57,19 +57,21 @@ def run_on_ray(jobs: list[Job], settings: Settings, address: str | None = None, 
                progress: bool = True, verbose: bool = False,
                on_event: Callable[[str], None] = print) -> BatchReport:
     ray = connect(address)
-    report = BatchReport()
-    todo = triage(jobs, overwrite, report, on_event)
-    if not todo:
-        return report
+    # The actors start (a Ray worker boots, then loads the networks: about a second) while this
+    # process decides what to skip, which on a store means a few requests a video.
     worker_settings = dataclasses.replace(settings, threads=settings.threads or 1)
     cpus = int(ray.cluster_resources().get("CPU", 1))
     actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=RETRIES)(_Worker)
-    pool = [actor.remote(worker_settings) for _ in range(max(1, min(cpus, len(todo))))]
-    idle, pending = list(pool), {}
-    queue = list(todo)
-    bar = tqdm(total=len(todo), unit="video", desc="videos", disable=not progress)
-    frames, started = 0, time.time()
+    pool = [actor.remote(worker_settings) for _ in range(max(1, min(cpus, len(jobs))))]
+    report = BatchReport()
+    pending: dict = {}
+    bar = None
     try:
+        todo = triage(jobs, overwrite, report, on_event)
+        idle = pool[:len(todo)]
+        queue = list(todo)
+        bar = tqdm(total=len(todo), unit="video", desc="videos", disable=not progress or not todo)
+        frames, started = 0, time.time()
         while queue or pending:
             while queue and idle:
                 job, worker = queue.pop(0), idle.pop()
@@ -89,7 +91,8 @@ def run_on_ray(jobs: list[Job], settings: Settings, address: str | None = None, 
         ray.wait(list(pending), num_returns=len(pending), timeout=10)
         raise
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
         for worker in pool:
             ray.kill(worker)
     return report

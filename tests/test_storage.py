@@ -110,11 +110,11 @@ def test_local_videos_to_s3_and_back(s3, clips, tmp_path):
     assert json.loads((tmp_path / "c.json").read_text())["input"]["path"] == "s3://videos/c.mp4"
 
 
-def test_a_bad_input_on_s3_fails_alone_and_leaves_nothing(s3, clips):
+def test_a_bad_input_on_s3_fails_alone_and_leaves_nothing_with_two_workers(s3, clips):
     s3.mkdir("batch")
     s3.pipe("batch/in/bad.mp4", b"not a video")
     s3.put_file(str(clips / "in" / "c.mp4"), "batch/in/c.mp4")
-    res = fervid("timeline", "s3://batch/in/", "--csv", "s3://batch/out/", "-q")
+    res = fervid("timeline", "s3://batch/in/", "--csv", "s3://batch/out/", "-q", "-j", "2")
     assert res.returncode == 1
     assert [ln for ln in res.stderr.splitlines() if "failed:" in ln and "bad.mp4" in ln] != []
     s3.invalidate_cache()
