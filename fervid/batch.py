@@ -218,13 +218,17 @@ def triage(jobs: list[Job], overwrite: bool, report: BatchReport, on_event: Call
     others are skipped (done by an earlier run) or failed (their outputs would replace a file
     fervid did not write, or the input)."""
     todo = []
+    listings = _listings(jobs)
     for job in jobs:
         try:
-            job.outputs.check_input(job.input)
-            if not overwrite and job.outputs.complete():
+            outputs = job.outputs
+            if outputs.store is not None and outputs.store in listings:
+                outputs = dataclasses.replace(outputs, store=listings[outputs.store])
+            outputs.check_input(job.input)
+            if not overwrite and outputs.complete():
                 report.skipped.append(job.input)
                 continue
-            if not overwrite and (taken := job.outputs.foreign()):
+            if not overwrite and (taken := outputs.foreign()):
                 raise OutputError(f"{taken[0]}: already exists and was not written by fervid "
                                   "(--overwrite replaces it)")
             todo.append(job)
@@ -232,6 +236,20 @@ def triage(jobs: list[Job], overwrite: bool, report: BatchReport, on_event: Call
             report.failed.append((job.input, str(err)))
             on_event(f"fervid: failed: {err}")
     return todo
+
+
+def _listings(jobs: list[Job]) -> dict[Store, Store]:
+    """For a batch whose outputs are on a store: that store listed once under the outputs'
+    common folder, so that deciding what to skip asks one request per thousand files instead
+    of several a video."""
+    on_store = [job.outputs for job in jobs if job.outputs.store is not None]
+    if len(on_store) < 2:
+        return {}
+    store = on_store[0].store
+    if any(o.store != store for o in on_store):
+        return {}
+    root = os.path.commonpath([str(p.parent) for o in on_store for p in o.paths()])
+    return {store: store.listed(root)}
 
 
 def settle_one(report: BatchReport, job: Job, fn: Callable[[], FileResult | None], progress: bool,

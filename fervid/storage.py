@@ -133,10 +133,21 @@ class Store:
                 self.fs.put_file(str(local), part)
                 self.fs.mv(part, path)
             except BaseException:
-                self.fs.rm_file(part) if self.fs.exists(part) else None
+                if self.fs.exists(part):
+                    self.fs.rm_file(part)
                 raise
         except OSError as err:
             raise OutputError(f"{self.name(path)}: cannot be written ({err})") from None
+
+    def listed(self, root) -> Store:
+        """This store as it is now under ``root``, from one listing (a request per thousand
+        files): its answers on what exists there cost no request. Reading still reads."""
+        try:
+            found = self.fs.find(str(root), withdirs=True, detail=True)
+        except OSError as err:
+            raise FervidError(f"{self.name(root)}: cannot list it ({err})") from None
+        files = frozenset(k for k, v in found.items() if v.get("type") != "directory")
+        return Listing(self.protocol, self.fs, str(root), files, frozenset(found) - files)
 
     def videos(self, path: PurePosixPath, recursive: bool, suffixes: set[str]) -> list[PurePosixPath]:
         """The videos in a folder (or under a prefix) of the store, sorted."""
@@ -144,6 +155,27 @@ class Store:
             e["name"] for e in self.fs.ls(str(path), detail=True) if e.get("type") == "file"]
         return sorted(PurePosixPath(f) for f in found
                       if PurePosixPath(f).suffix.lower() in suffixes and not PurePosixPath(f).name.startswith("."))
+
+
+@dataclass(frozen=True)
+class Listing(Store):
+    """A :class:`Store` that answers what exists under ``root`` from a listing made once."""
+
+    root: str = ""
+    files: frozenset = frozenset()
+    dirs: frozenset = frozenset()
+
+    def _known(self, path) -> bool:
+        return str(path) == self.root or str(path).startswith(self.root.rstrip("/") + "/")
+
+    def is_file(self, path) -> bool:
+        return str(path) in self.files if self._known(path) else super().is_file(path)
+
+    def is_dir(self, path) -> bool:
+        return str(path) in self.dirs if self._known(path) else super().is_dir(path)
+
+    def exists(self, path) -> bool:
+        return self.is_file(path) or self.is_dir(path)
 
 
 Files = LocalFiles | Store

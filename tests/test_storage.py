@@ -127,9 +127,16 @@ def test_a_file_on_s3_that_fervid_did_not_write_is_not_replaced(s3, clips):
     res = fervid("timeline", "s3://videos/c.mp4", "--csv", "s3://theirs/c.csv")
     assert res.returncode == 1 and "not written by fervid" in res.stderr
     assert s3.cat("theirs/c.csv") == b"their own notes\n"
+    # A folder's run decides from one listing of the store: the same refusal, the others done.
+    res = fervid("timeline", "s3://videos/", "--csv", "s3://theirs/", "--recursive", "-q")
+    assert res.returncode == 1 and "theirs/c.csv: already exists and was not written by fervid" in res.stderr
+    s3.invalidate_cache()
+    assert s3.cat("theirs/c.csv") == b"their own notes\n" and s3.isfile("theirs/sub/b.json")
     assert fervid("timeline", "s3://videos/c.mp4", "--csv", "s3://theirs/c.csv", "--overwrite").returncode == 0
     s3.invalidate_cache()
     assert s3.cat("theirs/c.csv").decode() == (clips / "local" / "c.csv").read_text()
+    again = fervid("timeline", "s3://videos/", "--csv", "s3://theirs/", "--recursive")
+    assert again.returncode == 0 and "3 skipped" in again.stderr
 
 
 def test_a_file_url_store_renames_its_uploads(clips, tmp_path):

@@ -35,6 +35,8 @@ def write_dataset(pairs: list[tuple[Path, Path | None]], folder: Path, files: Fi
     import pandas as pd
 
     pa, pq = _pyarrow()
+    if not pairs:
+        return []
     root = folder / "timeline.parquet"
     written, summaries = [], []
     # Each file is made in a local folder (beside its final name when local: one rename) and put.
