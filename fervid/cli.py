@@ -254,7 +254,7 @@ def _common(f):
         click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
                      help="Spread the videos over a Ray cluster (pip install 'fervid[ray]'): the one at ADDRESS, "
                           "or the one RAY_ADDRESS or 'ray start' names, else a local one. Paths must be reachable "
-                          "from every node. Writes OUT/timeline.parquet/ and OUT/summary.parquet too."),
+                          "from every node (a shared folder, or URLs: s3://...). Writes OUT/timeline.parquet/ and OUT/summary.parquet too."),
         click.option("--parquet", is_flag=True, help="Also gather the run's timelines into OUT/timeline.parquet/ "
                      "(partitioned by video) and OUT/summary.parquet (needs the CSVs; pip install 'fervid[parquet]')."),
         click.option("--overwrite", is_flag=True, help="Redo videos whose outputs already exist."),
@@ -584,7 +584,7 @@ def _is_single_file(inputs) -> bool:
 @main.command(short_help="Annotated copies of videos, audio kept.")
 @_common
 @click.option("-o", "--output", type=click.Path(), default="fervid_out", show_default=True,
-              help="Output video (for one input file) or output directory.")
+              help="Output video (for one input file) or output directory; a local path or a URL (s3://...).")
 @click.option("--csv", "with_csv", is_flag=True, help="Also write the timeline and summary CSVs beside each video.")
 @click.option("--preset", type=click.Choice(PRESETS), default=Encoding.preset, show_default=True,
               help="x264 speed/size trade: ultrafast annotates ~20% faster on 1080p, for ~1.7x the bytes.")
@@ -623,7 +623,8 @@ def annotate(inputs, output, with_csv, preset, crf, recursive, jobs, overwrite, 
 @_common
 @click.option("--csv", "csv_path", is_flag=False, flag_value=".", default=None, type=click.Path(),
               help="Write the timeline CSV (and .summary.csv, .json): a file name for one input, else a directory "
-                   "[default: the current directory]. Without --csv or --plot, print each face's summary.")
+                   "(a local path or a URL: s3://...) [default: the current directory]. Without --csv or --plot, "
+                   "print each face's summary.")
 @click.option("--plot", "plot_path", is_flag=False, flag_value=".", default=None, type=click.Path(),
               help="Also draw a PNG per video, one panel per face (needs matplotlib): beside the CSV, or at PATH.")
 @_products

@@ -174,11 +174,16 @@ def test_s3_on_a_ray_cluster(s3, clips, tmp_path):
         cluster.add_node(**node)
         cluster.wait_for_nodes()
         s3.mkdir("cluster")
+        s3.mkdir("annotated")
         res = fervid("timeline", "s3://videos/", "--csv", "s3://cluster/", "--recursive", "--ray", cluster.address,
                      "-q")
+        assert res.returncode == 0, res.stderr
+        res = fervid("annotate", "s3://videos/c.mp4", "-o", "s3://annotated/c.mp4", "--ray", cluster.address, "-q")
         assert res.returncode == 0, res.stderr
     finally:
         cluster.shutdown()
     s3.invalidate_cache()
     assert store_csvs(s3, "cluster") == local_csvs(clips / "local")
     assert "cluster/timeline.parquet" in {k.rsplit("/", 2)[0] for k in s3.find("cluster")}
+    assert sorted(s3.find("annotated")) == ["annotated/c.json", "annotated/c.mp4"]
+    assert s3.size("annotated/c.mp4") > 1000
