@@ -4,9 +4,10 @@
 The runner reads and writes local files only. A video on a store is first copied into a local
 staging folder; its outputs are made in that folder, laid out as on the store (so that the
 relative links between them hold), then uploaded one by one, the sidecar last: its presence
-says the set is complete, as it does locally. An object store makes an upload visible only
-when it is whole, so each output is uploaded straight to its name there; on any other
-filesystem it goes to a hidden part name first and is renamed.
+says the set is complete, as it does locally; a hidden note lists the set while it is uploaded.
+An object store makes an upload visible only when it is whole, so each output is uploaded
+straight to its name there; on any other filesystem it goes to a hidden part name first and is
+renamed.
 
 Object stores have no locks: two runs writing the same outputs at once both succeed, the last
 one's files stay (each of them complete).
@@ -14,6 +15,7 @@ one's files stay (each of them complete).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -149,6 +151,14 @@ class Store:
         files = frozenset(k for k, v in found.items() if v.get("type") != "directory")
         return Listing(self.protocol, self.fs, str(root), files, frozenset(found) - files)
 
+    def remove(self, path) -> None:
+        try:
+            self.fs.rm_file(str(path))
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            raise OutputError(f"{self.name(path)}: cannot be removed ({err})") from None
+
     def videos(self, path: PurePosixPath, recursive: bool, suffixes: set[str]) -> list[PurePosixPath]:
         """The videos in a folder (or under a prefix) of the store, sorted."""
         found = self.fs.find(str(path)) if recursive else [
@@ -221,7 +231,7 @@ class StagedNaming(Naming):
 
 def is_remote(src, outputs) -> bool:
     """Whether a job reads or writes a store (and so runs staged)."""
-    return isinstance(src, str) and is_store_url(src) or outputs.store is not None
+    return (isinstance(src, str) and is_store_url(src)) or outputs.store is not None
 
 
 def process_staged(src: str | Path, outputs, settings, progress: bool = True, models=None):
@@ -230,19 +240,20 @@ def process_staged(src: str | Path, outputs, settings, progress: bool = True, mo
     from fervid.runner import process_file
 
     store = outputs.store or LOCAL
-    with tempfile.TemporaryDirectory(prefix="fervid-stage-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="fervid-stage-") as tmp:  # in TMPDIR: room for one video
         root = Path(tmp)
 
         def staged(files: Files, path) -> Path:
             return root / (files.protocol or "local") / str(path).lstrip("/")
 
         where: dict[Path, tuple[Files, Any]] = {}
-        local_src = Path(src) if not isinstance(src, str) or not is_store_url(src) else None
-        if local_src is None:
+        if isinstance(src, str) and is_store_url(src):
             in_store, in_path = Store.of(src)
             local_src = staged(in_store, in_path)
             in_store.get(in_path, local_src)
             where[local_src] = (in_store, in_path)
+        else:
+            local_src = Path(src)
         if outputs.store is not None:
             local = {k: staged(store, p) for k, p in outputs.named().items()}
             for kind, p in outputs.named().items():
@@ -258,8 +269,14 @@ def process_staged(src: str | Path, outputs, settings, progress: bool = True, mo
                               naming=StagedNaming(root, where), kept=kept)
         if outputs.store is not None:
             remote = {local_outputs.named()[k]: p for k, p in outputs.named().items()}
+            # The note says these are fervid's until the sidecar is up: a rerun after a cut-short
+            # upload redoes them instead of refusing them as someone else's files.
+            note = root / "uploading.json"
+            note.write_text(json.dumps({"outputs": {k: store.name(p) for k, p in outputs.named().items()}}))
+            store.put(note, outputs.uploading)
             for path in result.written:  # in the outputs' order: the sidecar last
                 store.put(path, remote[path])
+            store.remove(outputs.uploading)
             result.written = [store.name(remote[p]) for p in result.written]
         result.input = str(src)
         return result

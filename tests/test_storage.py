@@ -187,3 +187,33 @@ def test_s3_on_a_ray_cluster(s3, clips, tmp_path):
     assert "cluster/timeline.parquet" in {k.rsplit("/", 2)[0] for k in s3.find("cluster")}
     assert sorted(s3.find("annotated")) == ["annotated/c.json", "annotated/c.mp4"]
     assert s3.size("annotated/c.mp4") > 1000
+
+
+def test_an_upload_cut_short_is_redone_not_refused(s3, clips, monkeypatch):
+    from fervid.batch import plan
+    from fervid.errors import OutputError
+    from fervid.settings import Settings
+    from fervid.storage import Store, process_staged
+
+    store = Store("s3", s3)
+    s3.mkdir("cut")
+    [job] = plan([(clips / "in" / "c.mp4", Path("c.mp4"))], Path("cut"), False, timeline=True, store=store)
+    put = Store.put
+
+    def dropped_at_the_sidecar(self, local, path):
+        if str(path) == "cut/c.json":
+            raise OutputError("s3://cut/c.json: cannot be written (the connection dropped)")
+        put(self, local, path)
+
+    monkeypatch.setattr(Store, "put", dropped_at_the_sidecar)
+    with pytest.raises(OutputError):
+        process_staged(job.input, job.outputs, Settings(), progress=False)
+    monkeypatch.undo()
+    s3.invalidate_cache()
+    assert sorted(s3.find("cut")) == ["cut/.c.uploading.json", "cut/c.csv", "cut/c.summary.csv"]
+    assert not job.outputs.complete() and job.outputs.foreign() == []
+    res = fervid("timeline", clips / "in" / "c.mp4", "--csv", "s3://cut/")
+    assert res.returncode == 0, res.stderr
+    s3.invalidate_cache()
+    assert sorted(s3.find("cut")) == ["cut/c.csv", "cut/c.json", "cut/c.summary.csv"]
+    assert s3.cat("cut/c.csv").decode() == (clips / "local" / "c.csv").read_text()

@@ -45,21 +45,38 @@ class Outputs:
     def paths(self) -> list[Path]:
         return list(self.named().values())
 
-    def earlier(self) -> tuple[dict[str, str], int | None]:
-        """What an earlier run wrote here, as its sidecar records it (kind -> file name), and how
-        many faces it found; nothing when there is no readable fervid sidecar."""
-        if self.sidecar is None or not self.files.is_file(self.sidecar):
-            return {}, None
+    @property
+    def uploading(self) -> Path | None:
+        """On a store: the note that lists the outputs while they are uploaded (a store cannot
+        rename a set into place at once), removed after the sidecar."""
+        if self.store is None or self.sidecar is None:
+            return None
+        return self.sidecar.with_name(f".{self.sidecar.stem}.uploading.json")
+
+    def _record(self, path: Path | None) -> dict | None:
+        if path is None or not self.files.is_file(path):
+            return None
         try:
-            record = json.loads(self.files.read_text(self.sidecar))
-            written = {k: Path(v).name for k, v in record["outputs"].items() if isinstance(v, str)}
-            return written, record.get("faces")
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            return {}, None
+            record = json.loads(self.files.read_text(path))
+            return record if isinstance(record, dict) and isinstance(record.get("outputs"), dict) else None
+        except (OSError, ValueError):
+            return None
+
+    def earlier(self) -> tuple[dict[str, str], int | None]:
+        """What earlier runs wrote here, as the sidecar records it (kind -> file name), and how
+        many faces they found; with an upload cut short, also what it was uploading."""
+        written, faces = {}, None
+        for record in (self._record(self.uploading), self._record(self.sidecar)):
+            if record is not None:
+                written.update({k: Path(v).name for k, v in record["outputs"].items() if isinstance(v, str)})
+                faces = record.get("faces", faces)
+        return written, faces
 
     def complete(self) -> bool:
         """Every output asked for in this run was written by an earlier run (a plot is not made
-        for a video without faces)."""
+        for a video without faces), and no upload of them was cut short."""
+        if self.uploading is not None and self.files.is_file(self.uploading):
+            return False
         written, faces = self.earlier()
         need = {k: p for k, p in self.named().items() if not (k == "plot" and faces == 0)}
         return bool(need) and all(written.get(k) == p.name and self.files.is_file(p) for k, p in need.items())
