@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from fervid.settings import Settings, options_spec
 
@@ -17,12 +17,17 @@ def analyze(path, settings: Settings | None = None, /, **options):
     from fervid.outputs.files import Outputs
     from fervid.outputs.sinks import RowsSink
     from fervid.runner import process_file
+    from fervid.storage import is_store_url, process_staged
 
     if settings is not None and options:
         raise TypeError("give either a Settings or keyword options, not both")
     settings = settings if settings is not None else Settings.from_options(**options)
-    rows = RowsSink(Path(path).name)
-    result = process_file(path, Outputs(), settings, progress=False, sinks=[rows])
+    if is_store_url(str(path)):  # s3://...: read from a local copy
+        rows = RowsSink(PurePosixPath(str(path)).name)
+        result = process_staged(str(path), Outputs(), settings, progress=False, sinks=[rows])
+    else:
+        rows = RowsSink(Path(path).name)
+        result = process_file(path, Outputs(), settings, progress=False, sinks=[rows])
     if result.warning:  # as the CLI warns: a damaged video's timeline ends where decoding stopped
         warnings.warn(result.warning, stacklevel=2)
     return rows.frame()
@@ -42,6 +47,7 @@ def _document(fn) -> None:
     fn.__signature__ = inspect.Signature(params, return_annotation="pandas.DataFrame")
     fn.__doc__ = "\n".join([
         "One row per face per analysed frame, the columns of ``fervid timeline --csv``, as a DataFrame.",
+        "``path`` is a local video or the URL of one on a store (``s3://...``, read from a local copy).",
         "",
         "Give a :class:`fervid.Settings`, or its everyday options as keywords (checked: a value out of",
         "range raises :class:`fervid.errors.SettingsError`, a ValueError). A damaged video gives the rows",

@@ -234,7 +234,7 @@ def is_remote(src, outputs) -> bool:
     return (isinstance(src, str) and is_store_url(src)) or outputs.store is not None
 
 
-def process_staged(src: str | Path, outputs, settings, progress: bool = True, models=None):
+def process_staged(src: str | Path, outputs, settings, progress: bool = True, models=None, sinks=()):
     """:func:`fervid.runner.process_file` for an input or outputs on a store: staged locally,
     then uploaded. The result names the store's files."""
     from fervid.runner import process_file
@@ -265,7 +265,7 @@ def process_staged(src: str | Path, outputs, settings, progress: bool = True, mo
         made = set(outputs.named())
         kept = {k: store.name(outputs.sidecar.with_name(n)) for k, n in written.items()
                 if k not in made and outputs.sidecar is not None and store.is_file(outputs.sidecar.with_name(n))}
-        result = process_file(local_src, local_outputs, settings, progress=progress, models=models,
+        result = process_file(local_src, local_outputs, settings, progress=progress, models=models, sinks=sinks,
                               naming=StagedNaming(root, where), kept=kept)
         if outputs.store is not None:
             remote = {local_outputs.named()[k]: p for k, p in outputs.named().items()}

@@ -31,6 +31,10 @@ def s3():
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
             mp.setenv(k, v)
+        # fsspec read its variables when it was imported (at collection): this process needs them in its config.
+        import fsspec.config
+
+        mp.setitem(fsspec.config.conf, "s3", {"endpoint_url": env["FSSPEC_S3_ENDPOINT_URL"]})
         fs = s3fs.S3FileSystem(endpoint_url=env["FSSPEC_S3_ENDPOINT_URL"], skip_instance_cache=True)
         yield fs
     server.stop()
@@ -137,6 +141,17 @@ def test_a_file_on_s3_that_fervid_did_not_write_is_not_replaced(s3, clips):
     assert s3.cat("theirs/c.csv").decode() == (clips / "local" / "c.csv").read_text()
     again = fervid("timeline", "s3://videos/", "--csv", "s3://theirs/", "--recursive")
     assert again.returncode == 0 and "3 skipped" in again.stderr
+
+
+def test_the_python_api_reads_a_video_on_s3(s3, clips):
+    import pandas as pd
+
+    import fervid
+
+    on_s3 = fervid.analyze("s3://videos/c.mp4")
+    local = pd.read_csv(clips / "local" / "c.csv")
+    assert len(on_s3) == len(local) and list(on_s3.columns) == list(local.columns)
+    assert set(on_s3.video) == {"c.mp4"} and (on_s3.happy.to_numpy() - local.happy.to_numpy()).max() < 1e-4
 
 
 def test_a_file_url_store_renames_its_uploads(clips, tmp_path):
