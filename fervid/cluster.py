@@ -2,8 +2,8 @@
 local batch, on a pool of actors that each load the networks once.
 
 Split: the driver (this process) starts the pool, plans every output name, decides what to skip
-or refuse, and hands each remaining video to the pool; actors pick videos as they free up, so long and short
-videos balance themselves. Retried: an actor whose process or node dies is restarted (on another
+or refuse, and hands each remaining video to the pool; actors pick videos as they free up, so
+long and short videos balance themselves. Retried: an actor whose process or node dies is restarted (on another
 node when its own is gone) and the video it held is run again from the start; its part files
 are locked by the dead process no more, so the rerun removes them, and only the rename at the
 end makes outputs visible (on a store, the upload of each whole file): a video's outputs are
