@@ -79,7 +79,8 @@ def _expand_url(url: str, recursive: bool, exclude: str | None) -> list[tuple[st
     try:
         if not store.is_dir(path):
             return [(url, Path(path.name))]
-        skip = exclude.rstrip("/") + "/" if exclude else None
+        # The output folder inside the input folder (not the same one) holds no inputs.
+        skip = exclude.rstrip("/") + "/" if exclude and exclude.rstrip("/") != url.rstrip("/") else None
         return [(store.name(f), Path(f.relative_to(path))) for f in store.videos(path, recursive, VIDEO_SUFFIXES)
                 if not (skip and store.name(f).startswith(skip))]
     except OSError as err:

@@ -125,6 +125,17 @@ def test_a_bad_input_on_s3_fails_alone_and_leaves_nothing_with_two_workers(s3, c
     assert sorted(s3.find("batch/out")) == ["batch/out/c.csv", "batch/out/c.json", "batch/out/c.summary.csv"]
 
 
+def test_outputs_beside_or_inside_the_inputs_on_s3(s3, clips):
+    s3.mkdir("beside")
+    s3.put_file(str(clips / "in" / "c.mp4"), "beside/c.mp4")
+    assert fervid("timeline", "s3://beside/", "--csv", "s3://beside/", "-q").returncode == 0
+    assert fervid("annotate", "s3://beside", "-o", "s3://beside/out/", "-q").returncode == 0
+    again = fervid("annotate", "s3://beside/", "-o", "s3://beside/out/", "-r")  # out/c.mp4 is not an input
+    assert again.returncode == 0 and "0 done, 1 skipped" in again.stderr
+    s3.invalidate_cache()
+    assert {"beside/c.csv", "beside/out/c.mp4"} <= set(s3.find("beside"))
+
+
 def test_a_file_on_s3_that_fervid_did_not_write_is_not_replaced(s3, clips):
     s3.mkdir("theirs")
     s3.pipe("theirs/c.csv", b"their own notes\n")
