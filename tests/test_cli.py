@@ -155,6 +155,25 @@ def test_python_api_matches_cli(tmp_path, face_video):
     assert np.allclose(df.happy.to_numpy(), cli.happy.to_numpy(), atol=1e-4)
 
 
+def test_a_session_loads_the_networks_once_for_many_videos(face_video, two_face_video, monkeypatch):
+    import fervid
+    from fervid.analysis.pipeline import Models
+
+    alone = [fervid.analyze(v) for v in (face_video, two_face_video)]
+    loads = []
+    load = Models.load
+    monkeypatch.setattr(Models, "load", classmethod(lambda cls, s: loads.append(s) or load(s)))
+    with fervid.Session() as session:
+        together = [session.analyze(v) for v in (face_video, two_face_video, face_video)]
+    assert len(loads) == 1
+    for a, b in zip(alone + alone[:1], together):
+        pd.testing.assert_frame_equal(a, b)
+    with pytest.raises(ValueError, match="closed"):
+        session.analyze(face_video)
+    with pytest.raises(TypeError):
+        fervid.Session(fervid.Settings(), fps=5)
+
+
 def test_python_api_warns_when_a_video_is_damaged(tmp_path):
     import warnings
 
@@ -168,8 +187,11 @@ def test_python_api_warns_when_a_video_is_damaged(tmp_path):
         warnings.simplefilter("always")
         df = fervid.analyze(cut)
         whole = fervid.analyze(whole_video)
+        with fervid.Session() as session:
+            session.analyze(cut)
     assert 0 < len(df) < len(whole)
-    assert len(caught) == 1 and "the results cover what was decoded" in str(caught[0].message)
+    assert len(caught) == 2 and all("the results cover what was decoded" in str(w.message) for w in caught)
+    assert {w.filename for w in caught} == {__file__}  # the warning names the caller's line
 
 
 def test_parallel_jobs_give_the_same_rows(tmp_path, face_video, two_face_video):
