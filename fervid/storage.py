@@ -15,11 +15,14 @@ one's files stay (each of them complete).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import shutil
 import tempfile
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -229,6 +232,44 @@ class StagedNaming(Naming):
         return super().relative(path, start) if same else self.uri(path)
 
 
+STAGE_PREFIX = "fervid-stage-"
+STALE_AFTER_S = 60  # an unlocked staging folder younger than this may be one being made now
+
+
+@contextmanager
+def _staging():
+    """A staging folder in TMPDIR (room for one video), locked while in use and removed after.
+    Folders left by processes killed outright (kill -9, out of memory) are unlocked: the next
+    staging run removes them, so a node's disk does not fill up over a long batch."""
+    _sweep()
+    root = Path(tempfile.mkdtemp(prefix=STAGE_PREFIX))
+    fd = os.open(root / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield root
+    finally:
+        os.close(fd)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _sweep() -> None:
+    for old in Path(tempfile.gettempdir()).glob(STAGE_PREFIX + "*"):
+        try:
+            if time.time() - old.stat().st_mtime < STALE_AFTER_S:
+                continue
+            fd = os.open(old / ".lock", os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # in use
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            os.close(fd)
+
+
 def is_remote(src, outputs) -> bool:
     """Whether a job reads or writes a store (and so runs staged)."""
     return (isinstance(src, str) and is_store_url(src)) or outputs.store is not None
@@ -240,8 +281,7 @@ def process_staged(src: str | Path, outputs, settings, progress: bool = True, mo
     from fervid.runner import process_file
 
     store = outputs.store or LOCAL
-    with tempfile.TemporaryDirectory(prefix="fervid-stage-") as tmp:  # in TMPDIR: room for one video
-        root = Path(tmp)
+    with _staging() as root:
 
         def staged(files: Files, path) -> Path:
             return root / (files.protocol or "local") / str(path).lstrip("/")

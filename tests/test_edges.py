@@ -62,7 +62,9 @@ def wait_for(cond, timeout: float) -> bool:
 
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory) -> Path:
-    return make_face_video(tmp_path_factory.mktemp("long") / "long.mp4", seconds=20, size=320, audio=True)
+    # Long enough that a run signalled a second or two in is still at work, not already exiting
+    # (Python restores the default handlers while it exits: a signal then kills it outright).
+    return make_face_video(tmp_path_factory.mktemp("long") / "long.mp4", seconds=90, size=320, audio=True)
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
@@ -71,6 +73,7 @@ def test_sigterm_and_sighup_end_like_ctrl_c(tmp_path, long_clip, sig, code):
     proc = fervid("annotate", long_clip, "-o", out / "a.mp4", "--csv", "-q")
     assert wait_for(lambda: parts_in(tmp_path), 60), "no part file appeared"
     time.sleep(0.5)
+    assert proc.poll() is None, "the run ended before the signal"
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == code, err

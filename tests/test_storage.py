@@ -243,3 +243,29 @@ def test_an_upload_cut_short_is_redone_not_refused(s3, clips, monkeypatch):
     s3.invalidate_cache()
     assert sorted(s3.find("cut")) == ["cut/c.csv", "cut/c.json", "cut/c.summary.csv"]
     assert s3.cat("cut/c.csv").decode() == (clips / "local" / "c.csv").read_text()
+
+
+def test_a_staging_folder_left_by_a_killed_run_is_removed(clips, tmp_path):
+    import fcntl
+    import time
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    an_hour_ago = (time.time() - 3600,) * 2
+    dead, busy = tmp / "fervid-stage-dead", tmp / "fervid-stage-busy"
+    for folder in (dead, busy):
+        folder.mkdir()
+        (folder / "c.mp4").write_bytes(b"\0" * 1000)
+    (dead / ".lock").touch()  # its process was killed: nobody holds the lock
+    fd = os.open(busy / ".lock", os.O_WRONLY | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # a run at work now
+    for folder in (dead, busy):
+        os.utime(folder, an_hour_ago)
+    try:
+        res = subprocess.run([sys.executable, "-m", "fervid", "timeline", (clips / "in" / "c.mp4").as_uri(), "--csv",
+                              tmp_path / "c.csv"], capture_output=True, text=True, env={**os.environ, "TMPDIR": str(tmp)})
+        assert res.returncode == 0, res.stderr
+        assert sorted(p.name for p in tmp.glob("fervid-stage-*")) == ["fervid-stage-busy"]
+    finally:
+        os.close(fd)
+    assert (tmp_path / "c.csv").read_text() == (clips / "local" / "c.csv").read_text()
