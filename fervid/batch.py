@@ -169,6 +169,10 @@ _run_pid: int | None = None
 
 
 def _interrupt(signum, frame) -> None:
+    # The first signal stops the file at work; later ones (Ctrl-C reaches a worker directly, then
+    # the run sends it SIGTERM) must not cut short the removal of its part files.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -196,6 +200,7 @@ def _init_worker(stop, settings: Settings, run_pid: int) -> None:
     _worker_stop, _run_pid = stop, run_pid
     # SIGTERM (from the run on an interrupt, or from the watcher below) stops the current file
     # like Ctrl-C: its part files are removed.
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     threading.Thread(target=_watch_run, args=(run_pid,), name="fervid-watch-run", daemon=True).start()
     _worker_models = Models.load(settings)

@@ -152,20 +152,26 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, progress
         parts.commit()  # the sidecar last: its presence says the set is complete
         result.written = [p for p in outputs.paths() if p in parts.parts]
     except OSError as err:  # a full disk, a folder gone: the outputs' problem, not the video's
-        for sink in sinks:
-            sink.abort()
-        parts.discard()
+        _abandon(sinks, parts)
         where = err.filename or (outputs.paths()[0].parent if outputs.paths() else src)
         raise OutputError(f"{src}: cannot write the outputs ({err.strerror or err}: {where})") from None
     except BaseException:
-        for sink in sinks:
-            sink.abort()
-        parts.discard()
+        _abandon(sinks, parts)
         raise
     finally:
         decoder.close()
         analyzer.close()
     return result
+
+
+def _abandon(sinks: list, parts: PartFiles) -> None:
+    """Stop the sinks and remove the part files, these even if stopping a sink is interrupted
+    (closing an encoder takes a moment, in which a second signal may come)."""
+    try:
+        for sink in sinks:
+            sink.abort()
+    finally:
+        parts.discard()
 
 
 def _write_products(src: Path, outputs: Outputs, parts: PartFiles, sinks: list, result: FileResult,

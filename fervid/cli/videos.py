@@ -1,209 +1,27 @@
-"""The click layer: parse options into library calls; exit codes are decided only here."""
+"""The commands on videos: annotate, timeline (files, folders, stores, live sources) and
+report. Options are parsed into Settings and output plans; the work is the library's."""
 
 from __future__ import annotations
 
 import gc
 import os
-import re
-import shlex
 import signal
 import sys
 
 import click
 
-from fervid import __version__
+from fervid.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    EXIT_USAGE,
+    Terminated,
+    fail,
+    on_signal,
+    say,
+)
 from fervid.errors import FervidError
-from fervid.labels import EMOTIONS
 from fervid.video.encode import OUTPUT_SUFFIXES, PRESETS, Encoding
-
-# Before numpy and OpenCV load (this module imports neither; the commands do): each brings
-# OpenBLAS, whose worker threads busy-wait for work after start-up (about 0.1 CPU-s a process, on
-# the core the decoder is working ahead on). fervid multiplies no matrices; its networks run in ONNX
-# Runtime's own threads.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-def _say(message: str) -> None:
-    """One line on stderr, whatever a file name holds (a newline in it is shown as \\n)."""
-    click.echo(re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], message), err=True)
-
-
-def _fail(err: Exception, verbose: bool) -> None:
-    if verbose:
-        import traceback
-
-        traceback.print_exc()
-    _say(f"fervid: error: {err}")
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, handled as Ctrl-C is: partial outputs removed, then exit 128+N."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _on_signal(signum, frame) -> None:
-    raise _Terminated(signum)
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]},
-             epilog="Exit codes: 0 all done, 1 some inputs failed (the rest are done), 2 usage error "
-                    "(bad option, unusable model), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM), "
-                    "129 hung up (SIGHUP).")
-@click.version_option(__version__, prog_name="fervid")
-def main() -> None:
-    """Faces, stable IDs and the 7 FER-2013 emotions, frame by frame, from any video ffmpeg reads."""
-
-
-@main.command(short_help="Train a paper CNN on FER-2013 (needs fervid[train]).")
-@click.option("--arch", type=click.Choice(["mini_xception", "mini_xception_52", "mini_xception_144", "fcn", "resnet_s", "resnet_m", "resnet18"]), required=True,
-              help="Network: the paper's mini_xception (_144: its last block 144 wide, 64,599 parameters; _52: faces "
-                   "enlarged to 52 pixels) and fcn; resnet18 (a teacher), resnet_m and resnet_s (students).")
-@click.option("--data", required=True, type=click.Path(), help="fer2013.csv(.gz) or an image-folder tree (train/, test/).")
-@click.option("--ferplus", type=click.Path(), default=None, help="FER+ votes (fer2013new.csv) to blend in as soft labels.")
-@click.option("--out", required=True, type=click.Path(), help="ONNX file to write; checkpoints go to OUT.ckpt/.")
-@click.option("--epochs", default=60, show_default=True)
-@click.option("--batch-size", default=64, show_default=True)
-@click.option("--lr", default=1e-3, show_default=True, help="Peak learning rate of the one-cycle schedule (AdamW).")
-@click.option("--weight-decay", default=1e-4, show_default=True)
-@click.option("--label-smoothing", default=0.0, show_default=True)
-@click.option("--seed", default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True, help="torch device: cpu, cuda, cuda:1 ...")
-@click.option("--threads", default=0, help="torch CPU threads (0: torch's default).")
-@click.option("--resume", type=click.Path(exists=True), default=None, help="Checkpoint (OUT.ckpt/last.pt) to go on from.")
-@click.option("--init", type=click.Path(exists=True), default=None,
-              help="Warm start: weights from a checkpoint or NAME.pt (of this network or a narrower copy of it, "
-                   "widened to compute the same function); fresh optimiser and schedule.")
-@click.option("--ema", default=0.0, show_default=True,
-              help="Decay of an exponential moving average of the weights (e.g. 0.999); 0: off. The average is what is evaluated and exported.")
-@click.option("--erase", default=0.0, show_default=True, help="Probability of random erasing per training face.")
-@click.option("--mixup", default=0.0, show_default=True, help="Mixup Beta(a, a) parameter; 0: off.")
-@click.option("--teacher", type=click.Path(exists=True), multiple=True,
-              help="Distil from this trained network (NAME.pt or a checkpoint); repeated, from their average.")
-@click.option("--distill", default=0.5, show_default=True, help="Weight of the teachers' soft targets in the loss.")
-@click.option("--teacher-mirror", is_flag=True, help="The teachers' soft targets averaged over each face and its mirror image.")
-@click.option("--teacher-once", is_flag=True,
-              help="The teachers read each unaugmented training face once, before training: no teacher passes per step.")
-@click.option("--temperature", default=4.0, show_default=True, help="Distillation temperature.")
-@click.option("--private-test/--no-private-test", default=True, show_default=True,
-              help="Measure PrivateTest for the chosen epoch at the end. Off for a run that may not be the "
-                   "one you ship; measure it once later with fervid evaluate --split PrivateTest --record.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-@click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
-def train(verbose: bool, **kwargs) -> None:
-    """Train a paper CNN or a ResNet on FER-2013 and export it as an ONNX model (needs fervid[train]).
-
-    Checkpoints are chosen on PublicTest; PrivateTest is measured once, for the chosen epoch.
-
-    \b
-    Examples:
-      fervid train --arch mini_xception --data fer2013.csv.gz --out runs/mx/mini_xception.onnx --epochs 30 --lr 2e-3
-      fervid train --arch resnet_s --data fer2013.csv.gz --out runs/rs/resnet_s.onnx --erase 0.5 --mixup 0.2 --ema 0.999
-      fervid train --arch fcn --data fer2013.csv.gz --out runs/fcn/fcn.onnx --resume runs/fcn/fcn.ckpt/last.pt
-    """
-    try:
-        from fervid.train import require
-
-        require("torch", "onnx")
-        from fervid.train.loop import TrainConfig, train as run
-
-        run(TrainConfig(command="fervid " + shlex.join(sys.argv[1:]), **kwargs))
-    except FervidError as err:
-        _fail(err, verbose)
-        sys.exit(EXIT_USAGE)
-
-
-def _derived_model(what: str):
-    """Options shared by the commands that make a model from models (quantize, mirror, ensemble)."""
-    opts = [
-        click.option("--data", required=True, type=click.Path(),
-                     help=f"fer2013.csv(.gz): its test splits score the {what}."),
-        click.option("--out", required=True, type=click.Path(), help="ONNX file to write."),
-        click.option("--final", is_flag=True, help=f"Also measure PrivateTest (do it once, for the {what} you ship)."),
-        click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors."),
-    ]
-
-    def wrap(f):
-        for opt in reversed(opts):
-            f = opt(f)
-        return f
-
-    return wrap
-
-
-def _train_module(name: str, *needs: str):
-    """``fervid.train.NAME``, once the packages it needs are known to be there."""
-    import importlib
-
-    from fervid.train import require
-
-    require(*needs)
-    return importlib.import_module(f"fervid.train.{name}")
-
-
-def _make_model(make, out: str, source: str, verbose: bool) -> None:
-    """Run ``make(command)`` and report the scores it wrote into ``out``; ``source`` names the
-    metadata entry with the accuracy of what it was made from."""
-    try:
-        meta = make("fervid " + shlex.join(sys.argv[1:]))
-    except FervidError as err:
-        _fail(err, verbose)
-        sys.exit(EXIT_USAGE)
-    click.echo(f"wrote {out}: PublicTest {meta['public_test_accuracy']} "
-               f"({source.split('_')[0]} {meta[source]}), PrivateTest {meta['private_test_accuracy']}")
-
-
-@main.command(short_help="Make an 8-bit copy of an emotion model (needs fervid[train]).")
-@click.argument("model", type=click.Path(exists=True, dir_okay=False))
-@click.option("--calibration", default=1024, show_default=True, help="Training faces used to calibrate activations.")
-@_derived_model("copy")
-def quantize(model, data, out, calibration, final, verbose):
-    """Static 8-bit quantisation of MODEL: about twice the crops per second on a CPU.
-
-    Activations are calibrated on Training faces; the copy's PublicTest accuracy (and with --final
-    its PrivateTest accuracy) is measured and written into its metadata.
-
-    \b
-    Example:
-      fervid quantize runs/rs/resnet_s.onnx --data fer2013.csv.gz --out models/resnet_s_int8.onnx
-    """
-    _make_model(lambda command: _train_module("quantize", "onnx").quantize(model, data, out, calibration, final=final, command=command), out,
-                "source_public_test_accuracy", verbose)
-
-
-@main.command(short_help="Make a copy of an emotion model that also reads mirror images (needs fervid[train]).")
-@click.argument("model", type=click.Path(exists=True, dir_okay=False))
-@_derived_model("copy")
-def mirror(model, data, out, final, verbose):
-    """Flip test-time augmentation inside the graph: MODEL run on each face and its mirror image,
-    the two answers averaged. Twice the classifier work; PublicTest (and with --final PrivateTest)
-    accuracy measured and written into the copy's metadata.
-
-    \b
-    Example:
-      fervid mirror models/resnet_s_int8.onnx --data fer2013.csv.gz --out runs/resnet_s_int8_mirror.onnx
-    """
-    _make_model(lambda command: _train_module("mirror", "onnx").mirror(model, data, out, final=final, command=command), out,
-                "source_public_test_accuracy", verbose)
-
-
-@main.command(short_help="Make one model that averages several emotion models (needs fervid[train]).")
-@click.argument("models", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@_derived_model("ensemble")
-def ensemble(models, data, out, final, verbose):
-    """One ONNX file in which MODELS all read each face and their probabilities are averaged; its
-    PublicTest (and with --final PrivateTest) accuracy is measured and written into its metadata.
-
-    \b
-    Example:
-      fervid ensemble a_int8.onnx b_int8.onnx c_int8.onnx --data fer2013.csv.gz --out runs/abc.onnx
-    """
-    _make_model(lambda command: _train_module("ensemble", "onnx").ensemble(list(models), data, out, final=final, command=command), out,
-                "member_public_test_accuracy", verbose)
 
 
 def _checked(name: str, meta: dict):
@@ -254,7 +72,8 @@ def _common(f):
         click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
                      help="Spread the videos over a Ray cluster (pip install 'fervid[ray]'): the one at ADDRESS, "
                           "or the one RAY_ADDRESS or 'ray start' names, else a local one. Paths must be reachable "
-                          "from every node (a shared folder, or URLs: s3://...). Writes OUT/timeline.parquet/ and OUT/summary.parquet too."),
+                          "from every node (a shared folder, or URLs: s3://...). Writes OUT/timeline.parquet/ and "
+                          "OUT/summary.parquet too."),
         click.option("--parquet", is_flag=True, help="Also gather the run's timelines into OUT/timeline.parquet/ "
                      "(partitioned by video) and OUT/summary.parquet (needs the CSVs; pip install 'fervid[parquet]')."),
         click.option("--overwrite", is_flag=True, help="Redo videos whose outputs already exist."),
@@ -280,17 +99,17 @@ def _run(jobs, settings, n_jobs, overwrite, quiet, verbose, print_tables=False, 
     from fervid.batch import worker_cap
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _on_signal)
+        signal.signal(sig, on_signal)
     cap = worker_cap(n_jobs)
     if cap < n_jobs:
-        _say(f"fervid: --jobs {n_jobs}: running {cap} at a time (the cores and free memory this machine has)")
+        say(f"fervid: --jobs {n_jobs}: running {cap} at a time (the cores and free memory this machine has)")
         n_jobs = cap
     if n_jobs > 1 and len(jobs) > 1:
         from fervid import _forkserver as forkserver
 
         forkserver.start()  # it imports fervid while this process does
-    from fervid.batch import run_batch
     from fervid.analysis.classify import Classifier
+    from fervid.batch import run_batch
     from fervid.outputs.summary import format_summary_table
 
     # What is imported now lives as long as the process: the cyclic collector need not walk those
@@ -308,21 +127,21 @@ def _run(jobs, settings, n_jobs, overwrite, quiet, verbose, print_tables=False, 
             from fervid.cluster import run_on_ray
 
             report = run_on_ray(jobs, settings, ray_address or None, overwrite, progress=not quiet, verbose=verbose,
-                                on_event=_say)
+                                on_event=say)
         else:
             report = run_batch(jobs, settings, n_jobs, overwrite, progress=not quiet, verbose=verbose,
-                               on_event=_say)
+                               on_event=say)
     except KeyboardInterrupt as err:
-        _say("fervid: interrupted; finished outputs are kept, partial ones removed")
-        sys.exit(128 + err.signum if isinstance(err, _Terminated) else EXIT_INTERRUPTED)
+        say("fervid: interrupted; finished outputs are kept, partial ones removed")
+        sys.exit(128 + err.signum if isinstance(err, Terminated) else EXIT_INTERRUPTED)
     except FervidError as err:
-        _fail(err, verbose)
+        fail(err, verbose)
         sys.exit(EXIT_USAGE)
     if after is not None:
         try:
             after()
         except (FervidError, OSError) as err:
-            _fail(err, verbose)
+            fail(err, verbose)
     if print_tables:
         for res in report.done:
             click.echo(f"\n{res.input}: {_count(res.frames, 'frame')}, {_count(res.faces, 'face')}")
@@ -335,7 +154,7 @@ def _run(jobs, settings, n_jobs, overwrite, quiet, verbose, print_tables=False, 
     if report.failed:
         parts.append(f"{len(report.failed)} failed")
     if len(jobs) > 1 or report.failed or report.skipped:
-        _say("fervid: " + ", ".join(parts))  # each failure was told as it happened
+        say("fervid: " + ", ".join(parts))  # each failure was told as it happened
     sys.exit(EXIT_SOME_FAILED if report.failed else EXIT_OK)
 
 
@@ -413,7 +232,7 @@ def _run_live(inputs, csv_path, video_path, quiet, verbose, options) -> None:
     options.pop("overwrite", None)
     settings = _settings(options)
     for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _on_signal)
+        signal.signal(sig, on_signal)
     from fervid.runner import process_live
 
     jsonl = None
@@ -422,15 +241,15 @@ def _run_live(inputs, csv_path, video_path, quiet, verbose, options) -> None:
         res = process_live(inputs[0], outputs, settings, jsonl=jsonl, fmt=fmt, duration=duration,
                            progress=not quiet and jsonl_path != "-", reconnect=reconnect, show=show)
     except FervidError as err:
-        _fail(err, verbose)
+        fail(err, verbose)
         sys.exit(EXIT_SOME_FAILED)
     finally:
         if jsonl is not None and jsonl is not sys.stdout:
             jsonl.close()
     if not quiet:
         for path in [*res.written, *([Path(jsonl_path)] if jsonl_path not in (None, "-") else [])]:
-            _say(f"fervid: wrote {path}")
-        _say(f"fervid: {res.ended}: {_count(res.received, 'frame')} received, {res.frames} analysed, "
+            say(f"fervid: wrote {path}")
+        say(f"fervid: {res.ended}: {_count(res.received, 'frame')} received, {res.frames} analysed, "
              f"{res.dropped} dropped; {_count(res.faces, 'face')}")
     sys.exit(EXIT_OK)
 
@@ -555,7 +374,7 @@ def _finish(job_list, folder, parquet: bool, quiet: bool) -> None:
                                                    for p in made})]
     for path in written:
         if path and not quiet:
-            _say(f"fervid: wrote {path}")
+            say(f"fervid: wrote {path}")
 
 
 def _parquet_wanted(options: dict, with_csv: bool) -> tuple[bool, str | None]:
@@ -581,7 +400,7 @@ def _is_single_file(inputs) -> bool:
     return not Path(inputs[0]).is_dir()
 
 
-@main.command(short_help="Annotated copies of videos, audio kept.")
+@click.command(short_help="Annotated copies of videos, audio kept.")
 @_common
 @click.option("-o", "--output", type=click.Path(), default="fervid_out", show_default=True,
               help="Output video (for one input file) or output directory; a local path or a URL (s3://...).")
@@ -619,7 +438,7 @@ def annotate(inputs, output, with_csv, preset, crf, recursive, jobs, overwrite, 
          after=lambda: _finish(job_list, out if not single else out.parent, parquet, quiet))
 
 
-@main.command(short_help="Per-face emotion timelines: CSV, summary, JSON, plots.")
+@click.command(short_help="Per-face emotion timelines: CSV, summary, JSON, plots.")
 @_common
 @click.option("--csv", "csv_path", is_flag=False, flag_value=".", default=None, type=click.Path(),
               help="Write the timeline CSV (and .summary.csv, .json): a file name for one input, else a directory "
@@ -682,7 +501,7 @@ def timeline(inputs, csv_path, plot_path, recursive, jobs, overwrite, quiet, ver
          after=lambda: _finish(job_list, out if not single else out.parent, parquet, quiet))
 
 
-@main.command(short_help="Pages for timelines made earlier (NAME.csv -> NAME.html).")
+@click.command(short_help="Pages for timelines made earlier (NAME.csv -> NAME.html).")
 @click.argument("results", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("-q", "--quiet", is_flag=True, help="No 'wrote' lines.")
 @click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
@@ -708,10 +527,10 @@ def report(results, quiet, verbose):
             try:
                 page = remake_page(csv_path)
                 if not quiet:
-                    _say(f"fervid: wrote {page}")
+                    say(f"fervid: wrote {page}")
             except (OSError, ValueError, KeyError) as err:
                 failed += 1
-                _say(f"fervid: failed: {csv_path}: {err}")
+                say(f"fervid: failed: {csv_path}: {err}")
         folders = [Path(r) for r in results if Path(r).is_dir()]
         if len(folders) == 1:
             from fervid.batch import Job, write_index
@@ -721,112 +540,8 @@ def report(results, quiet, verbose):
                     for c in found]
             index = write_index(jobs, folders[0])
             if index and not quiet:
-                _say(f"fervid: wrote {index}")
+                say(f"fervid: wrote {index}")
     except FervidError as err:
-        _fail(err, verbose)
+        fail(err, verbose)
         sys.exit(EXIT_USAGE)
     sys.exit(EXIT_SOME_FAILED if failed else EXIT_OK)
-
-
-@main.command(short_help="Score an ONNX model on FER-2013.")
-@click.argument("model")
-@click.option("--data", required=True, type=click.Path(), help="fer2013.csv(.gz) or an image-folder tree.")
-@click.option("--split", default="PrivateTest", show_default=True,
-              help="Training, PublicTest, PrivateTest, or Test (image folders: PublicTest+PrivateTest mixed).")
-@click.option("--out", "out_dir", type=click.Path(), default=None,
-              help="Directory for report.txt, confusion.csv and confusion.png [default: print only].")
-@click.option("--tta", is_flag=True, help="Average each face with its mirror image.")
-@click.option("--record", is_flag=True,
-              help="Write the accuracy into MODEL's metadata (PublicTest or PrivateTest; PrivateTest only once). Needs onnx.")
-@click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
-def evaluate(model, data, split, out_dir, tta, record, verbose):
-    """Accuracy, per-class precision/recall/F1, confusion matrix and crops/s of an ONNX MODEL on FER-2013.
-
-    MODEL is a shipped name (mini_xception) or a path to an .onnx file.
-
-    \b
-    Examples:
-      fervid evaluate mini_xception --data fer2013.csv.gz --split PublicTest
-      fervid evaluate models/fcn.onnx --data fer2013.csv.gz --split PrivateTest --out eval/fcn
-    """
-    from pathlib import Path
-
-    from fervid.train.evaluate import crops_per_second, evaluate as run, format_report, write_report
-
-    try:
-        scores, clf = run(model, data, split, tta)
-        report = format_report(scores, split, clf.info.name)
-        click.echo(report)
-        speed = {b: crops_per_second(clf, b, seconds=1.0) for b in (1, 64)}
-        click.echo("speed: " + ", ".join(f"{v:,.0f} crops/s at batch {b}" for b, v in speed.items()))
-        if record:
-            from fervid.train.evaluate import record_accuracy
-
-            record_accuracy(clf.info.path, split, scores.accuracy)
-            click.echo(f"recorded {split} accuracy in {clf.info.path}")
-        if out_dir:
-            command = "fervid " + " ".join(sys.argv[1:])
-            written = write_report(Path(out_dir), scores, report, split, clf.info.name, command)
-            click.echo("wrote " + ", ".join(str(p) for p in written))
-    except FervidError as err:
-        _fail(err, verbose)
-        sys.exit(EXIT_USAGE)
-
-
-@main.command(short_help="Guided back-propagation maps of what a model looks at.")
-@click.argument("source", required=False, type=click.Path())
-@click.option("--model", "models", multiple=True, help="Model name or .onnx path with its NAME.pt beside it; repeat "
-              "for a column per model. [default: mini_xception]")
-@click.option("--frame", type=int, default=None, help="For a video: the frame index to explain.")
-@click.option("--time", "time_s", type=float, default=None, help="For a video: the time in seconds to explain.")
-@click.option("--data", type=click.Path(), default=None, help="FER-2013 data instead of SOURCE (fer2013.csv or folders).")
-@click.option("--split", default="PublicTest", show_default=True, help="With --data: the split to draw faces from.")
-@click.option("--per-class", default=1, show_default=True, help="With --data: faces per class.")
-@click.option("--classes", default=",".join(EMOTIONS), show_default=True, help="With --data: which classes, in row order.")
-@click.option("--class", "target", type=click.Choice(EMOTIONS), default=None,
-              help="Also show the map for this class, beside the predicted one.")
-@click.option("-o", "--output", type=click.Path(), default="explain.png", show_default=True, help="PNG to write.")
-@click.option("-v", "--verbose", is_flag=True, help="Tracebacks on errors.")
-def explain(source, models, frame, time_s, data, split, per_class, classes, target, output, verbose):
-    """What the model looks at: guided back-propagation maps for each face of SOURCE.
-
-    SOURCE is an image, or a video with --frame N or --time T; or give --data for FER-2013 faces.
-    Gradients need the torch network: this command needs the fervid[train] extra (torch), and
-    rebuilds each model from the weights saved beside its ONNX file (models/NAME.pt).
-
-    \b
-    Example (the paper's Fig. 10):
-      fervid explain --data fer2013.csv --classes angry,happy,sad,surprise \\
-          --model mini_xception --model fcn -o fig10.png
-    """
-    from pathlib import Path
-
-    try:
-        from fervid.train import require
-
-        require("torch")
-        from fervid.train import explain as ex
-        from fervid.analysis.classify import resolve_model
-        from fervid.outputs.plots import saliency_grid_png
-        from fervid.train import guided
-
-        paths = [resolve_model(m) for m in (models or ("mini_xception",))]
-        size = 48
-        if data:
-            names = [c.strip() for c in classes.split(",") if c.strip()]
-            bad = [c for c in names if c not in EMOTIONS]
-            if bad:
-                raise click.UsageError(f"--classes: unknown {', '.join(bad)} (choose from {', '.join(EMOTIONS)})")
-            crops = ex.from_fer(data, split, per_class, names, size)
-        elif source is None:
-            raise click.UsageError("give an image or video, or --data")
-        elif Path(source).suffix.lower() in ex.IMAGE_SUFFIXES:
-            crops = ex.from_image(Path(source), size)
-        else:
-            crops = ex.from_video(Path(source), size, frame, time_s)
-        target_k = EMOTIONS.index(target) if target else None
-        saliency_grid_png(Path(output), crops.images, crops.captions, guided.columns(paths, crops.images, target_k))
-        click.echo(f"wrote {output} ({len(crops.images)} faces, {len(paths)} model(s))")
-    except FervidError as err:
-        _fail(err, verbose)
-        sys.exit(EXIT_USAGE)
