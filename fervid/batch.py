@@ -246,8 +246,8 @@ def triage(jobs: list[Job], overwrite: bool, report: BatchReport, on_event: Call
 
 def _listings(jobs: list[Job]) -> dict[Store, Store]:
     """For a batch whose outputs are on a store: that store listed once under the outputs'
-    common folder, so that deciding what to skip asks one request per thousand files instead
-    of several a video."""
+    common folder, its sidecars read together, so that deciding what to skip asks a request per
+    thousand files (and the reads at once) instead of several requests a video in turn."""
     on_store = [job.outputs for job in jobs if job.outputs.store is not None]
     if len(on_store) < 2:
         return {}
@@ -255,7 +255,7 @@ def _listings(jobs: list[Job]) -> dict[Store, Store]:
     if any(o.store != store for o in on_store):
         return {}
     root = os.path.commonpath([str(p.parent) for o in on_store for p in o.paths()])
-    return {store: store.listed(root)}
+    return {store: store.listed(root, read=[p for o in on_store for p in (o.sidecar, o.uploading) if p])}
 
 
 def settle_one(report: BatchReport, job: Job, fn: Callable[[], FileResult | None], progress: bool,
