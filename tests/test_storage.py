@@ -189,30 +189,66 @@ def test_a_store_without_its_package_names_the_package(clips, tmp_path):
     assert res.returncode == 2 and "gcsfs" in res.stderr
 
 
-def test_s3_on_a_ray_cluster(s3, clips, tmp_path):
+@pytest.fixture(scope="module")
+def cluster(s3):
+    """Two Ray nodes of one CPU on loopback, started after the S3 variables are set."""
     pytest.importorskip("ray")
     from ray.cluster_utils import Cluster
 
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     node = {"num_cpus": 1, "node_ip_address": "127.0.0.1"}
-    cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
+    c = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
     try:
-        cluster.add_node(**node)
-        cluster.wait_for_nodes()
-        s3.mkdir("cluster")
-        s3.mkdir("annotated")
-        res = fervid("timeline", "s3://videos/", "--csv", "s3://cluster/", "--recursive", "--ray", cluster.address,
-                     "-q")
-        assert res.returncode == 0, res.stderr
-        res = fervid("annotate", "s3://videos/c.mp4", "-o", "s3://annotated/c.mp4", "--ray", cluster.address, "-q")
-        assert res.returncode == 0, res.stderr
+        c.add_node(**node)
+        c.wait_for_nodes()
+        yield c
     finally:
-        cluster.shutdown()
+        c.shutdown()
+
+
+def test_s3_on_a_ray_cluster(s3, clips, cluster):
+    s3.mkdir("cluster")
+    s3.mkdir("annotated")
+    res = fervid("timeline", "s3://videos/", "--csv", "s3://cluster/", "--recursive", "--ray", cluster.address, "-q")
+    assert res.returncode == 0, res.stderr
+    res = fervid("annotate", "s3://videos/c.mp4", "-o", "s3://annotated/c.mp4", "--ray", cluster.address, "-q")
+    assert res.returncode == 0, res.stderr
     s3.invalidate_cache()
     assert store_csvs(s3, "cluster") == local_csvs(clips / "local")
     assert "cluster/timeline.parquet" in {k.rsplit("/", 2)[0] for k in s3.find("cluster")}
     assert sorted(s3.find("annotated")) == ["annotated/c.json", "annotated/c.mp4"]
     assert s3.size("annotated/c.mp4") > 1000
+
+
+def test_a_worker_killed_mid_video_on_s3_costs_nothing(s3, cluster, tmp_path):
+    import signal
+    import time
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for k in range(6):
+        make_face_video(src / f"v{k}.mp4", seconds=6, size=320, rate=25, faces=1 + k % 2)
+    assert fervid("timeline", src, "--csv", tmp_path / "local", "-q").returncode == 0
+    s3.mkdir("faulty")
+    s3.put(str(src) + "/", "faulty/in/", recursive=True)
+    run = subprocess.Popen([sys.executable, "-m", "fervid", "timeline", "s3://faulty/in/", "--csv", "s3://faulty/out/",
+                            "--ray", cluster.address, "-q"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    end = time.time() + 120
+    while time.time() < end:  # the first video's outputs are up: the others are in flight
+        s3.invalidate_cache()
+        if any(k.endswith(".json") for k in s3.find("faulty/out")):
+            break
+        time.sleep(0.1)
+    workers = [int(line.split()[0]) for line in subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True,
+               text=True).stdout.splitlines() if "ray::_Worker" in line]
+    assert workers, "no worker at work"
+    os.kill(workers[0], signal.SIGKILL)
+    output, _ = run.communicate(timeout=300)
+    assert run.returncode == 0, output
+    s3.invalidate_cache()
+    out = {k: v for k, v in store_csvs(s3, "faulty").items() if k.startswith("out/")}
+    assert out == {f"out/{k}": v for k, v in local_csvs(tmp_path / "local").items()}
+    assert not [k for k in s3.find("faulty/out") if ".uploading" in k]
 
 
 def test_an_upload_cut_short_is_redone_not_refused(s3, clips, monkeypatch):
