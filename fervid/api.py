@@ -48,13 +48,11 @@ class Session:
 
         if self.models is None:
             raise ValueError("this fervid.Session is closed")
-        if is_store_url(str(path)):  # s3://...: read from a local copy
-            rows = RowsSink(PurePosixPath(str(path)).name)
-            result = process_staged(str(path), Outputs(), self.settings, progress=False, models=self.models,
-                                    sinks=[rows])
-        else:
-            rows = RowsSink(Path(path).name)
-            result = process_file(path, Outputs(), self.settings, progress=False, models=self.models, sinks=[rows])
+        on_store = is_store_url(str(path))  # s3://...: read from a local copy
+        rows = RowsSink(PurePosixPath(str(path)).name if on_store else Path(path).name)
+        run = process_staged if on_store else process_file
+        result = run(str(path) if on_store else path, Outputs(), self.settings, progress=False, models=self.models,
+                     sinks=[rows])
         if result.warning:  # as the CLI warns: a damaged video's timeline ends where decoding stopped
             warnings.warn(result.warning, stacklevel=3)
         return rows.frame()

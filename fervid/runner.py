@@ -79,8 +79,8 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, progress
     """Analyse one input into ``outputs`` and any extra ``sinks`` (which the caller reads afterwards).
 
     ``naming`` names the files in the sidecar, page and ELAN document (a staged run names them by
-    their store); ``kept``: outputs of an earlier run here that this one keeps (kind -> name), by
-    default those its sidecar records that still exist."""
+    their store); ``kept``: what earlier runs wrote here, as :meth:`Outputs.kept` gives it (a
+    staged run asks the store)."""
     src = Path(src)
     started = time.time()
     opened = opened or open_input(src, outputs, settings)
@@ -91,10 +91,7 @@ def process_file(src: str | Path, outputs: Outputs, settings: Settings, progress
         decoder.close()
         raise
     result = FileResult(str(src))
-    if kept is None:  # kept in the new sidecar where this run does not redo them
-        earlier, _ = outputs.earlier()
-        kept = {k: str(outputs.sidecar.with_name(name)) for k, name in earlier.items()
-                if outputs.sidecar is not None and outputs.sidecar.with_name(name).is_file()}
+    kept = outputs.kept() if kept is None else kept
     try:
         parts = PartFiles(outputs)
     except BaseException:

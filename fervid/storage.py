@@ -289,11 +289,11 @@ def process_staged(src: str | Path, outputs, settings, progress: bool = True, mo
     then uploaded. The result names the store's files."""
     from fervid.runner import process_file
 
-    store = outputs.store or LOCAL
+    store = outputs.store
     with _staging() as root:
 
-        def staged(files: Files, path) -> Path:
-            return root / (files.protocol or "local") / str(path).lstrip("/")
+        def staged(on: Store, path) -> Path:
+            return root / on.protocol / str(path).lstrip("/")
 
         where: dict[Path, tuple[Files, Any]] = {}
         if isinstance(src, str) and is_store_url(src):
@@ -303,20 +303,15 @@ def process_staged(src: str | Path, outputs, settings, progress: bool = True, mo
             where[local_src] = (in_store, in_path)
         else:
             local_src = Path(src)
-        if outputs.store is not None:
+        if store is not None:
             local = {k: staged(store, p) for k, p in outputs.named().items()}
-            for kind, p in outputs.named().items():
-                where[local[kind]] = (store, p)
-            local_outputs = replace(outputs, store=None, **{k: local[k] for k in local})
+            where.update({local[k]: (store, p) for k, p in outputs.named().items()})
+            local_outputs = replace(outputs, store=None, **local)
         else:
             local_outputs = outputs
-        written, _ = outputs.earlier()
-        made = set(outputs.named())
-        kept = {k: store.name(outputs.sidecar.with_name(n)) for k, n in written.items()
-                if k not in made and outputs.sidecar is not None and store.is_file(outputs.sidecar.with_name(n))}
         result = process_file(local_src, local_outputs, settings, progress=progress, models=models, sinks=sinks,
-                              naming=StagedNaming(root, where), kept=kept)
-        if outputs.store is not None:
+                              naming=StagedNaming(root, where), kept=outputs.kept())
+        if store is not None:
             remote = {local_outputs.named()[k]: p for k, p in outputs.named().items()}
             # The note says these are fervid's until the sidecar is up: a rerun after a cut-short
             # upload redoes them instead of refusing them as someone else's files.

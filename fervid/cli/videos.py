@@ -276,26 +276,29 @@ def _plan(*args, **kwargs):
         raise click.UsageError(str(err)) from None
 
 
-def _output(option: str, value: str, suffixes: tuple[str, ...], what: str, single: bool):
+def _output(option: str, value: str, suffixes: tuple[str, ...], what: str, single: bool, on_store=None):
     """(path, names a file): a file exactly when its extension is one ``what`` is written as;
-    no extension (or a trailing slash) names a folder; anything else is a usage error."""
+    no extension (or a trailing slash) names a folder; anything else is a usage error.
+    ``on_store``: the path ``value`` names on a store (what is there is not looked at); without
+    it ``value`` is a local path, and a URL is refused."""
     from pathlib import Path
 
     from fervid.storage import is_store_url
 
-    if is_store_url(value):
+    local = on_store is None
+    if local and is_store_url(value):
         raise click.UsageError(f"{option} {value}: a URL is taken only for the main output (-o, or --csv); "
                                "leave PATH out to write this beside it")
-    path = Path(value)
+    path = Path(value) if local else Path(str(on_store))
     as_folder = value.endswith(("/", os.sep)) or not path.suffix
     if as_folder:
-        if path.exists() and not path.is_dir():
+        if local and path.exists() and not path.is_dir():
             raise click.UsageError(f"{option} {value}: a file of that name exists; give a folder for the outputs")
         return path, False
     if path.suffix.lower() not in suffixes:
         raise click.UsageError(f"{option} {value}: {what} is written as {' or '.join(suffixes)}; give such a file "
                                "name, or a folder name without an extension (or ending in /)")
-    if path.is_dir():
+    if local and path.is_dir():
         raise click.UsageError(f"{option} {value}: is a folder; give a file name, or the folder without an extension")
     if not single:
         raise click.UsageError(f"{option} {value}: several inputs need an output folder, not a file name")
@@ -305,8 +308,6 @@ def _output(option: str, value: str, suffixes: tuple[str, ...], what: str, singl
 def _main_output(option: str, value: str, suffixes: tuple[str, ...], what: str, single: bool, places: dict):
     """:func:`_output` for the main output, which may also be a URL of a store (s3://...):
     (path, names a file, the store or None). On a store, every output goes beside it."""
-    from pathlib import Path
-
     from fervid.storage import Store, is_store_url
 
     if not is_store_url(value):
@@ -319,13 +320,7 @@ def _main_output(option: str, value: str, suffixes: tuple[str, ...], what: str, 
     if named:
         raise click.UsageError(f"{', '.join(named)}: with outputs on a store ({value}), the others go beside "
                                "them: leave PATH out")
-    as_file = not value.endswith("/") and bool(path.suffix)
-    if as_file and path.suffix.lower() not in suffixes:
-        raise click.UsageError(f"{option} {value}: {what} is written as {' or '.join(suffixes)}; give such a "
-                               "name, or a folder name without an extension (or ending in /)")
-    if as_file and not single:
-        raise click.UsageError(f"{option} {value}: several inputs need an output folder, not a file name")
-    return Path(str(path)), as_file, store
+    return (*_output(option, value, suffixes, what, single, on_store=path), store)
 
 
 _PRODUCTS = (("html", ".html", "the page"), ("vtt", ".vtt", "WebVTT subtitles"), ("srt", ".srt", "SRT subtitles"),

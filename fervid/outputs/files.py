@@ -72,6 +72,15 @@ class Outputs:
                 faces = record.get("faces", faces)
         return written, faces
 
+    def kept(self) -> dict[str, str]:
+        """The outputs earlier runs wrote here that still exist (kind -> name), which a new
+        sidecar keeps listing where the new run does not redo them."""
+        if self.sidecar is None:
+            return {}
+        written, _ = self.earlier()
+        return {k: self.files.name(self.sidecar.with_name(n)) for k, n in written.items()
+                if self.files.is_file(self.sidecar.with_name(n))}
+
     def complete(self) -> bool:
         """Every output asked for in this run was written by an earlier run (a plot is not made
         for a video without faces), and no upload of them was cut short."""
